@@ -1,0 +1,23 @@
+# qcowboot: one engine (core/), two front ends (tools/host for Linux,
+# efi/ for firmware). `make` builds both; `make test` runs every test;
+# `make demo` boots OVMF and runs qcowboot.efi on a sample image.
+
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+SHELL := /bin/bash
+
+include mk/config.mk
+include mk/deps.mk
+include mk/host.mk
+include mk/efi.mk
+include mk/tests.mk
+
+all: $(HOST_CLI) $(EFI_APP)
+
+clean:
+	rm -rf build/host build/efi build/tests build/fuzz
+
+distclean:
+	rm -rf build
+
+.PHONY: all clean distclean

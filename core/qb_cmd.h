@@ -1,0 +1,37 @@
+/*
+ * The commands (info, map, check, convert, snapshot, ...), written once and
+ * run by both front ends: the Linux CLI and the UEFI shell application.
+ * A front end supplies an environment and an argv whose argv[0] is the
+ * command name; the result is the process exit status.
+ */
+#ifndef QB_CMD_H
+#define QB_CMD_H
+
+#include "qb_types.h"
+#include "qb_backend.h"
+
+/* A text sink: standard output or standard error. UTF-8, '\n' line ends. */
+typedef struct qb_out {
+    void *ctx;
+    void (*write)(void *ctx, const char *s, size_t n);
+} qb_out;
+
+typedef struct qb_env {
+    qb_alloc alloc;
+    qb_opener opener;
+    qb_out out;
+    qb_out err;
+    /* Optional progress report for long work (done out of total). */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
+    const char *program;    /* "qcowboot" or "qcowboot.efi", for messages */
+} qb_env;
+
+/* Runs one command. argv[0] is the command ("info", "map", ...); a missing
+ * or unknown command prints the usage. Returns the exit status. */
+int qb_cmd_main(const qb_env *env, int argc, char **argv);
+
+/* printf-style output to a sink (the subset of qb_fmt.h). */
+void qb_printf(const qb_out *o, const char *fmt, ...);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * The image API: open an image (qcow2 or raw) with its backing chain, read
+ * its virtual disk, ask what backs each range, close it.
+ */
+#ifndef QB_IMAGE_H
+#define QB_IMAGE_H
+
+#include "qb_types.h"
+#include "qb_backend.h"
+
+typedef struct qb_image qb_image;
+
+/* Receives warnings (dirty image, corrupt bit on a read-only open, ...). */
+typedef struct qb_warn {
+    void *ctx;
+    void (*warn)(void *ctx, const char *msg);
+} qb_warn;
+
+#define QB_DEFAULT_L2_CACHE (8u << 20)   /* bytes of L2 tables kept per image */
+#define QB_DEFAULT_MAX_CHAIN 32          /* backing files followed at most */
+
+typedef struct qb_open_opts {
+    qb_alloc alloc;
+    const qb_opener *opener;   /* for backing and data files; may be NULL */
+    qb_warn warn;              /* may be zeroed */
+    const char *filename;      /* path of the image (for errors and relative names) */
+    qb_backend *file;          /* already opened; ownership passes to the image.
+                                  NULL: opened through opener by filename */
+    const char *format;        /* "qcow2", "raw" or NULL to probe */
+    bool writable;
+    bool no_backing;           /* do not open the backing chain */
+    const char *snapshot;      /* open this internal snapshot (id or name), read-only */
+    size_t l2_cache_bytes;     /* 0: QB_DEFAULT_L2_CACHE */
+    unsigned max_chain;        /* 0: QB_DEFAULT_MAX_CHAIN */
+} qb_open_opts;
+
+int qb_image_open(qb_image **out, const qb_open_opts *opts, qb_err *err);
+void qb_image_close(qb_image *img);
+
+uint64_t qb_image_size(const qb_image *img);
+const char *qb_image_filename(const qb_image *img);
+const char *qb_image_format(const qb_image *img);   /* "qcow2" or "raw" */
+qb_image *qb_image_backing(const qb_image *img);    /* NULL at the bottom */
+
+/* Reads the virtual disk. off+len must lie within the virtual size. */
+int qb_image_read(qb_image *img, uint64_t off, void *buf, size_t len, qb_err *err);
+
+/*
+ * What backs the range starting at off, with the meaning `qemu-img map`
+ * gives its fields. Fills st for the longest prefix of [off, off+len) that
+ * shares one state (st->length > 0 on success).
+ */
+typedef struct qb_status {
+    uint64_t length;
+    unsigned depth;        /* layer of the chain that answered (0 = top) */
+    bool present;          /* allocated in some layer */
+    bool zero;             /* reads as zeros */
+    bool data;             /* has data (not a hole / zero flag) */
+    bool has_offset;       /* offset is valid */
+    bool compressed;
+    uint64_t offset;       /* host offset in the file of that layer */
+    const char *filename;  /* the file holding offset */
+} qb_status;
+int qb_image_status(qb_image *img, uint64_t off, uint64_t len, qb_status *st, qb_err *err);
+
+#endif
