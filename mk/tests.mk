@@ -1,0 +1,18 @@
+# Test targets. Every suite is a script that ends with `N passed, N failed`;
+# tests/run-all.sh runs them in order and sums the counts.
+
+TEST_SUITES := tests/unit/run.sh tests/conformance/run.sh tests/bad/run.sh tests/firmware/run.sh
+
+test: $(DEPS_STAMP) all $(UNIT_TEST_BIN)
+	bash tests/run-all.sh $(TEST_SUITES)
+
+test-unit: $(UNIT_TEST_BIN)
+	bash tests/run-all.sh tests/unit/run.sh
+test-conformance: $(HOST_CLI)
+	bash tests/run-all.sh tests/conformance/run.sh
+test-bad: $(HOST_CLI)
+	bash tests/run-all.sh tests/bad/run.sh
+test-firmware: all
+	bash tests/run-all.sh tests/firmware/run.sh
+
+.PHONY: test test-unit test-conformance test-bad test-firmware
