@@ -17,3 +17,14 @@ $(DEPS_STAMP): tools/install-packages.sh
 	@mkdir -p build
 	bash tools/install-packages.sh
 	@touch $@
+
+# Firmware code generation, used for core/, libc-mini/, efi/ and the
+# third-party libraries alike: no red zone (interrupts use the stack), short
+# wchar_t (CHAR16), position independent, no libc, MS ABI for EFIAPI.
+EFI_ARCH_CFLAGS := -ffreestanding -fshort-wchar -mno-red-zone -fPIC -fno-stack-protector \
+        -fno-strict-aliasing -maccumulate-outgoing-args -DGNU_EFI_USE_MS_ABI -O2
+# The compression libraries as core/ expects them (zlib without its gz*/libc parts).
+DEPS_DEFS := -DZ_SOLO -DZSTD_DISABLE_ASM -DZSTD_NO_TRACE
+
+CORE_SRCS := $(wildcard core/*.c)
+CORE_HDRS := $(wildcard core/*.h)
