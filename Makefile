@@ -9,7 +9,7 @@ SHELL := /bin/bash
 include mk/config.mk
 include mk/deps.mk
 include mk/host.mk
-include mk/efi.mk
+-include mk/efi.mk
 include mk/tests.mk
 
 all: $(HOST_CLI) $(EFI_APP)

@@ -1,0 +1,128 @@
+/* `check`: the read-only consistency check, reported as qemu-img check
+ * reports it (text or JSON) with its exit codes: 0 clean, 1 check not
+ * completed, 2 corruptions, 3 leaks only. */
+#include <string.h>
+#include "qb_cmd_internal.h"
+#include "qb_image_internal.h"
+#include "qb_fmt.h"
+
+/* "%0.2f" of part*100/whole, rounding half to even as printf does for the
+ * exactly representable ties. */
+static void percent(char *buf, size_t cap, uint64_t part, uint64_t whole)
+{
+    while (part > UINT64_MAX / 10000) {   /* precision to spare: avoid 128-bit division */
+        part >>= 1;
+        whole >>= 1;
+    }
+    uint64_t num = part * 10000;
+    uint64_t q = num / whole, r = num % whole;
+    if (r * 2 > whole || (r * 2 == whole && (q & 1)))
+        q++;
+    qb_snprintf(buf, cap, "%llu.%02llu", (unsigned long long)(q / 100),
+                (unsigned long long)(q % 100));
+}
+
+static void report_text(const qb_out *o, const qcow2_check_result *r)
+{
+    if (!r->corruptions && !r->leaks && !r->check_errors)
+        qb_puts(o, "No errors were found on the image.\n");
+    if (r->corruptions)
+        qb_printf(o, "\n%llu errors were found on the image.\n"
+                     "Data may be corrupted, or further writes to the image may corrupt it.\n",
+                  (unsigned long long)r->corruptions);
+    if (r->leaks)
+        qb_printf(o, "\n%llu leaked clusters were found on the image.\n"
+                     "This means waste of disk space, but no harm to data.\n",
+                  (unsigned long long)r->leaks);
+    if (r->check_errors)
+        qb_printf(o, "\n%llu internal errors have occurred during the check.\n",
+                  (unsigned long long)r->check_errors);
+    if (r->total_clusters && r->allocated_clusters) {
+        char a[32], f[32], c[32];
+        percent(a, sizeof(a), r->allocated_clusters, r->total_clusters);
+        percent(f, sizeof(f), r->fragmented_clusters, r->allocated_clusters);
+        percent(c, sizeof(c), r->compressed_clusters, r->allocated_clusters);
+        qb_printf(o, "%llu/%llu = %s%% allocated, %s%% fragmented, %s%% compressed clusters\n",
+                  (unsigned long long)r->allocated_clusters, (unsigned long long)r->total_clusters,
+                  a, f, c);
+    }
+    qb_printf(o, "Image end offset: %llu\n", (unsigned long long)r->image_end_offset);
+}
+
+static void report_json(const qb_out *o, const qcow2_check_result *r, const char *filename)
+{
+    qb_printf(o, "{\n    \"image-end-offset\": %llu,\n    \"total-clusters\": %llu,\n"
+                 "    \"check-errors\": %llu,\n",
+              (unsigned long long)r->image_end_offset, (unsigned long long)r->total_clusters,
+              (unsigned long long)r->check_errors);
+    if (r->leaks)
+        qb_printf(o, "    \"leaks\": %llu,\n", (unsigned long long)r->leaks);
+    if (r->corruptions)
+        qb_printf(o, "    \"corruptions\": %llu,\n", (unsigned long long)r->corruptions);
+    qb_printf(o, "    \"allocated-clusters\": %llu,\n    \"filename\": ",
+              (unsigned long long)r->allocated_clusters);
+    qb_json_string(o, filename);
+    qb_printf(o, ",\n    \"format\": \"qcow2\",\n    \"fragmented-clusters\": %llu,\n"
+                 "    \"compressed-clusters\": %llu\n}\n",
+              (unsigned long long)r->fragmented_clusters,
+              (unsigned long long)r->compressed_clusters);
+}
+
+static void help(const qb_out *o)
+{
+    qb_puts(o, "Usage: check [--json] [-f FMT] IMAGE\n"
+               "Checks IMAGE read-only: every cluster's refcount against the references to\n"
+               "it, table alignment and placement, COPIED flags.\n"
+               "Exit status: 0 clean, 1 check not completed, 2 corruptions, 3 leaks only.\n"
+               "  --json   JSON with qemu-img check's key names\n");
+}
+
+int qb_cmd_check(const qb_env *env, int argc, char **argv)
+{
+    static const qb_longopt longs[] = {
+        { "json", false, 'j' }, { "output", true, 'o' }, { "help", false, 'h' },
+        { NULL, false, 0 },
+    };
+    bool json = false;
+    const char *fmt = NULL;
+    qb_getopt g;
+    qb_getopt_init(&g, argc, argv, &env->err);
+    int c;
+    while ((c = qb_getopt_next(&g, "f:h", longs)) != -1) {
+        switch (c) {
+        case 'j': json = true; break;
+        case 'o': json = strcmp(g.arg, "json") == 0; break;
+        case 'f': fmt = g.arg; break;
+        case 'h': help(&env->out); return 0;
+        default: help(&env->err); return 1;
+        }
+    }
+    if (g.index != argc - 1) {
+        help(&env->err);
+        return 1;
+    }
+    qb_image *img;
+    if (qb_cmd_open(env, argv[g.index], fmt, NULL, true, &img))
+        return 1;
+    if (!img->is_qcow2) {
+        qb_cmd_error(env, "%s: format raw has no metadata to check", img->filename);
+        qb_image_close(img);
+        return 1;
+    }
+    qcow2_check_result res;
+    qb_err err = { 0, "" };
+    int r = qcow2_check(&img->q, &res, &env->err, env->progress, env->progress_ctx, &err);
+    int rc;
+    if (r) {
+        qb_cmd_error(env, "check failed: %s", err.msg);
+        rc = 1;
+    } else {
+        if (json)
+            report_json(&env->out, &res, img->filename);
+        else
+            report_text(&env->out, &res);
+        rc = res.check_errors ? 1 : res.corruptions ? 2 : res.leaks ? 3 : 0;
+    }
+    qb_image_close(img);
+    return rc;
+}

@@ -1,0 +1,177 @@
+/*
+ * Compressed clusters: raw deflate (zlib) or zstd frames. One
+ * decompression context per image, reused for every cluster: creating one
+ * per cluster costs more than the decompression of a small cluster.
+ */
+#include <string.h>
+#include "qcow2.h"
+#include "zlib.h"
+#define ZSTD_STATIC_LINKING_ONLY
+#include "zstd.h"
+
+struct qcow2_decomp {
+    z_stream z;
+    bool z_ready;
+    ZSTD_DCtx *zstd;
+};
+
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
+    const qb_alloc *a = opaque;
+    if (size && items > SIZE_MAX / size)
+        return Z_NULL;
+    return qb_malloc(a, (size_t)items * size);
+}
+
+static void z_free(voidpf opaque, voidpf ptr)
+{
+    qb_free(opaque, ptr);
+}
+
+static void *zstd_alloc(void *opaque, size_t size)
+{
+    return qb_malloc(opaque, size);
+}
+
+static void zstd_free(void *opaque, void *ptr)
+{
+    qb_free(opaque, ptr);
+}
+
+int qcow2_decomp_init(qcow2 *q, qb_err *err)
+{
+    /* Compressed data of one cluster spans at most csize_mask+1 sectors,
+     * i.e. one cluster plus one sector at most for valid images; allow the
+     * full descriptor range, which is still bounded by the cluster size. */
+    q->cbuf_size = (size_t)((q->csize_mask + 1) * 512);
+    return QB_OK;
+}
+
+static int ensure_buffers(qcow2 *q, qb_err *err)
+{
+    if (!q->decomp) {
+        q->decomp = qb_zalloc(&q->alloc, sizeof(*q->decomp));
+        if (!q->decomp)
+            return qb_err_set(err, QB_ENOMEM, "%s: no memory for decompression", q->filename);
+    }
+    if (!q->cbuf) {
+        q->cbuf = qb_malloc(&q->alloc, q->cbuf_size);
+        if (!q->cbuf)
+            return qb_err_set(err, QB_ENOMEM, "%s: no memory for decompression", q->filename);
+    }
+    if (!q->ubuf) {
+        q->ubuf = qb_malloc(&q->alloc, (size_t)q->cluster_size);
+        if (!q->ubuf)
+            return qb_err_set(err, QB_ENOMEM, "%s: no memory for decompression", q->filename);
+    }
+    return QB_OK;
+}
+
+void qcow2_decomp_free(qcow2 *q)
+{
+    if (q->decomp) {
+        if (q->decomp->z_ready)
+            inflateEnd(&q->decomp->z);
+        if (q->decomp->zstd)
+            ZSTD_freeDCtx(q->decomp->zstd);
+        qb_free(&q->alloc, q->decomp);
+        q->decomp = NULL;
+    }
+    qb_free(&q->alloc, q->cbuf);
+    qb_free(&q->alloc, q->ubuf);
+    q->cbuf = q->ubuf = NULL;
+}
+
+/* The stored length is only known to 512 bytes, so running out of input
+ * (Z_BUF_ERROR) is success once the cluster is full. */
+static int inflate_cluster(qcow2 *q, const uint8_t *in, size_t in_len, qb_err *err)
+{
+    qcow2_decomp *d = q->decomp;
+    int zr;
+    if (!d->z_ready) {
+        memset(&d->z, 0, sizeof(d->z));
+        d->z.zalloc = z_alloc;
+        d->z.zfree = z_free;
+        d->z.opaque = (voidpf)&q->alloc;
+        zr = inflateInit2(&d->z, -12);
+        if (zr != Z_OK)
+            return qb_err_set(err, QB_ENOMEM, "%s: cannot set up zlib (%d)", q->filename, zr);
+        d->z_ready = true;
+    } else {
+        inflateReset(&d->z);
+    }
+    d->z.next_in = (Bytef *)in;
+    d->z.avail_in = (uInt)in_len;
+    d->z.next_out = q->ubuf;
+    d->z.avail_out = (uInt)q->cluster_size;
+    zr = inflate(&d->z, Z_FINISH);
+    if ((zr == Z_STREAM_END || zr == Z_BUF_ERROR) && d->z.avail_out == 0)
+        return QB_OK;
+    return QB_ECORRUPT;
+}
+
+/* zstd: one or more frames; stop when the cluster is full. */
+static int unzstd_cluster(qcow2 *q, const uint8_t *in, size_t in_len, qb_err *err)
+{
+    qcow2_decomp *d = q->decomp;
+    if (!d->zstd) {
+        ZSTD_customMem mem = { zstd_alloc, zstd_free, (void *)&q->alloc };
+        d->zstd = ZSTD_createDCtx_advanced(mem);
+        if (!d->zstd)
+            return qb_err_set(err, QB_ENOMEM, "%s: cannot set up zstd", q->filename);
+    } else {
+        ZSTD_DCtx_reset(d->zstd, ZSTD_reset_session_only);
+    }
+    ZSTD_outBuffer out = { q->ubuf, (size_t)q->cluster_size, 0 };
+    ZSTD_inBuffer inb = { in, in_len, 0 };
+    while (out.pos < out.size) {
+        size_t before_in = inb.pos, before_out = out.pos;
+        size_t zr = ZSTD_decompressStream(d->zstd, &out, &inb);
+        if (ZSTD_isError(zr))
+            return QB_ECORRUPT;
+        if (inb.pos == before_in && out.pos == before_out)
+            return QB_ECORRUPT;   /* no progress: input ran out */
+    }
+    return QB_OK;
+}
+
+int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, qb_err *err)
+{
+    if (q->ubuf_host == run->host && q->ubuf)
+        return QB_OK;
+    int r = ensure_buffers(q, err);
+    if (r)
+        return r;
+    uint64_t csize = run->csize;
+    if (csize > q->cbuf_size)
+        csize = q->cbuf_size;
+    if (run->host >= q->file_size || q->file_size - run->host < 1)
+        return qb_err_set(err, QB_ECORRUPT,
+                          "%s: compressed cluster at offset %#llx lies past the end of the "
+                          "file (%llu bytes)",
+                          q->filename, (unsigned long long)run->host,
+                          (unsigned long long)q->file_size);
+    /* The last sector may be partly past EOF in a valid image (the file
+     * is not padded); clamp to the file. */
+    if (run->host + csize > q->file_size)
+        csize = q->file_size - run->host;
+    r = qb_backend_read(q->file, run->host, q->cbuf, (size_t)csize, err);
+    if (r)
+        return qb_err_prefix(err, "%s: reading compressed cluster at %#llx: ", q->filename,
+                             (unsigned long long)run->host);
+    q->ubuf_host = UINT64_MAX;
+    if (q->h.compression_type == QCOW2_COMPRESSION_ZSTD)
+        r = unzstd_cluster(q, q->cbuf, (size_t)csize, err);
+    else
+        r = inflate_cluster(q, q->cbuf, (size_t)csize, err);
+    if (r == QB_ECORRUPT)
+        return qb_err_set(err, QB_ECORRUPT,
+                          "%s: compressed cluster at offset %#llx (%llu bytes, %s) does not "
+                          "decompress to a full cluster",
+                          q->filename, (unsigned long long)run->host, (unsigned long long)csize,
+                          q->h.compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "deflate");
+    if (r)
+        return r;
+    q->ubuf_host = run->host;
+    return QB_OK;
+}

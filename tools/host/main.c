@@ -1,0 +1,44 @@
+/* The Linux command-line front end: `qcowboot COMMAND ...`. The commands
+ * themselves live in core/ and are shared with the firmware build. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "posix_backend.h"
+#include "qb_cmd.h"
+
+static void *host_alloc(void *ctx, size_t size)
+{
+    return malloc(size);
+}
+
+static void host_free(void *ctx, void *ptr)
+{
+    free(ptr);
+}
+
+static void write_stream(void *ctx, const char *s, size_t n)
+{
+    fwrite(s, 1, n, (FILE *)ctx);
+}
+
+int main(int argc, char **argv)
+{
+    qb_env env;
+    memset(&env, 0, sizeof(env));
+    env.alloc = (qb_alloc){ NULL, host_alloc, host_free };
+    env.opener = posix_opener;
+    env.out = (qb_out){ stdout, write_stream };
+    env.err = (qb_out){ stderr, write_stream };
+    env.program = "qcowboot";
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("qcowboot %s\n", QB_VERSION);
+        return 0;
+    }
+    int rc = qb_cmd_main(&env, argc - 1, argv + 1);
+    if (fflush(stdout) != 0 && rc == 0) {
+        perror("qcowboot: writing output");
+        rc = 1;
+    }
+    return rc;
+}
