@@ -49,23 +49,33 @@ static void report_text(const qb_out *o, const qcow2_check_result *r)
     qb_printf(o, "Image end offset: %llu\n", (unsigned long long)r->image_end_offset);
 }
 
+/* Key order and presence as qemu-img prints them: optional counts only
+ * when non-zero. */
+static void json_count(const qb_out *o, bool *first, const char *key, uint64_t v, bool always)
+{
+    if (!v && !always)
+        return;
+    qb_printf(o, "%s    \"%s\": %llu", *first ? "" : ",\n", key, (unsigned long long)v);
+    *first = false;
+}
+
 static void report_json(const qb_out *o, const qcow2_check_result *r, const char *filename)
 {
-    qb_printf(o, "{\n    \"image-end-offset\": %llu,\n    \"total-clusters\": %llu,\n"
-                 "    \"check-errors\": %llu,\n",
-              (unsigned long long)r->image_end_offset, (unsigned long long)r->total_clusters,
-              (unsigned long long)r->check_errors);
-    if (r->leaks)
-        qb_printf(o, "    \"leaks\": %llu,\n", (unsigned long long)r->leaks);
-    if (r->corruptions)
-        qb_printf(o, "    \"corruptions\": %llu,\n", (unsigned long long)r->corruptions);
-    qb_printf(o, "    \"allocated-clusters\": %llu,\n    \"filename\": ",
-              (unsigned long long)r->allocated_clusters);
+    bool first = true;
+    qb_puts(o, "{\n");
+    json_count(o, &first, "image-end-offset", r->image_end_offset, false);
+    json_count(o, &first, "compressed-clusters", r->compressed_clusters, false);
+    json_count(o, &first, "total-clusters", r->total_clusters, false);
+    json_count(o, &first, "corruptions", r->corruptions, false);
+    json_count(o, &first, "check-errors", r->check_errors, true);
+    json_count(o, &first, "leaks", r->leaks, false);
+    json_count(o, &first, "allocated-clusters", r->allocated_clusters, false);
+    qb_puts(o, ",\n    \"filename\": ");
     qb_json_string(o, filename);
-    qb_printf(o, ",\n    \"format\": \"qcow2\",\n    \"fragmented-clusters\": %llu,\n"
-                 "    \"compressed-clusters\": %llu\n}\n",
-              (unsigned long long)r->fragmented_clusters,
-              (unsigned long long)r->compressed_clusters);
+    qb_puts(o, ",\n    \"format\": \"qcow2\"");
+    first = false;
+    json_count(o, &first, "fragmented-clusters", r->fragmented_clusters, false);
+    qb_puts(o, "\n}\n");
 }
 
 static void help(const qb_out *o)

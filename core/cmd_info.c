@@ -72,7 +72,7 @@ void qb_snapshot_table(const qb_out *o, const qcow2 *q)
         qb_format_size(size, sizeof(size), sn->vm_state_size);
         format_date(date, sizeof(date), sn->date_sec);
         uint64_t ms = sn->vm_clock_nsec / 1000000;
-        qb_snprintf(clock, sizeof(clock), "%04llu:%02llu:%02llu.%03llu",
+        qb_snprintf(clock, sizeof(clock), "%02llu:%02llu:%02llu.%03llu",
                     (unsigned long long)(ms / 3600000), (unsigned long long)(ms / 60000 % 60),
                     (unsigned long long)(ms / 1000 % 60), (unsigned long long)(ms % 1000));
         if (sn->icount != UINT64_MAX)

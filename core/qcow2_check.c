@@ -66,6 +66,7 @@ static void check_l2(check_ctx *c, uint64_t l2_offset, bool stats)
     qcow2 *q = c->q;
     if (read_table(c, l2_offset, c->l2, (size_t)q->cluster_size, "check_refcounts_l2"))
         return;
+    c->next_contiguous = 0;   /* as qemu-img: fragmentation is counted within one L2 table */
     for (uint32_t i = 0; i < q->l2_entries; i++) {
         const uint8_t *e = c->l2 + (size_t)i * q->l2_entry_size;
         uint64_t entry = qb_be64(e);
