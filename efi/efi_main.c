@@ -1,0 +1,65 @@
+/*
+ * Entry point of qcowboot.efi. gnu-efi's crt0 calls efi_main with the SysV
+ * ABI after relocating the image, so it is not EFIAPI.
+ *
+ * From the UEFI shell: `qcowboot.efi COMMAND ARGS...` runs one engine
+ * command, exactly as `qcowboot COMMAND ARGS...` does on Linux, and the
+ * exit status becomes the image's return status (the shell's %lasterror%).
+ * Started without arguments (or outside the shell) it runs the default
+ * action, which prints the usage for now.
+ */
+#include "qb_efi.h"
+
+EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
+
+EFI_HANDLE qb_efi_image;
+
+/* Exit status 0 is success; any other status n is returned as the
+ * OEM-defined error EFIERR_OEM(n), so %lasterror% still tells the exact
+ * exit status (0xC000000000000001 for 1). */
+static EFI_STATUS exit_status(int status)
+{
+    return status == 0 ? EFI_SUCCESS : (EFI_STATUS)EFIERR_OEM((UINT64)(unsigned)status);
+}
+
+/* What a start without a command does. */
+static int run_default(const qb_env *e)
+{
+    char *none[] = { NULL };
+
+    return qb_cmd_main(e, 0, none);
+}
+
+EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
+{
+    qb_efi_args args;
+    EFI_STATUS st;
+    int status;
+
+    InitializeLib(image, systab);
+    qb_efi_image = image;
+    /* Long conversions must not be cut short by the boot watchdog. */
+    BS->SetWatchdogTimer(0, 0, 0, NULL);
+
+    const qb_env e = {
+        .alloc = qb_efi_alloc,
+        .opener = qb_efi_opener,
+        .out = qb_efi_stdout,
+        .err = qb_efi_stderr,
+        .program = QB_EFI_PROGRAM,
+    };
+
+    st = qb_efi_args_get(image, &args);
+    if (st != EFI_SUCCESS) {
+        qb_printf(&e.err, "%s: cannot read the command line: %s\n", e.program,
+                  qb_efi_strstatus(st));
+        return st;
+    }
+    /* argv[0] is the program itself; the engine wants the command first. */
+    if (args.argc < 2)
+        status = run_default(&e);
+    else
+        status = qb_cmd_main(&e, args.argc - 1, args.argv + 1);
+    qb_efi_args_free(&args);
+    return exit_status(status);
+}

@@ -1,0 +1,94 @@
+# The UEFI application: core/ + libc-mini + efi/ (+ the firmware builds of
+# zlib, zstd and BearSSL from mk/deps.mk) linked with GNU-EFI into
+# build/efi/qcowboot.efi, a PE32+ x86_64 EFI application for the UEFI shell.
+#
+# The link fails when
+#   - the linked image has an undefined symbol,
+#   - core/ or libc-mini objects reference anything outside
+#     memcpy memmove memset memcmp, what libc-mini defines and the
+#     third-party libraries' own API (tools/check-symbols.sh),
+#   - the image carries a relocation other than R_X86_64_RELATIVE (gnu-efi's
+#     self-relocation handles nothing else, so an absolute one would point
+#     into the void once the firmware loads us elsewhere).
+#
+# `make demo` boots OVMF on a sample image and shows `qcowboot.efi info`.
+
+EFI_APP := build/efi/qcowboot.efi
+EFI_SO := build/efi/qcowboot.so
+EFI_OBJDIR := build/efi/obj
+
+GNUEFI_INC := /usr/include/efi
+GNUEFI_LIBDIR := /usr/lib
+EFI_LDS := $(GNUEFI_LIBDIR)/elf_x86_64_efi.lds
+EFI_CRT0 := $(GNUEFI_LIBDIR)/crt0-efi-x86_64.o
+# gnu-efi's libefi.a defines strong memcpy/memset in init.o, which clash
+# with libc-mini's: link a copy in which they are weak.
+EFI_LIBEFI := build/efi/libefi-weak.a
+EFI_LIBGNUEFI := $(GNUEFI_LIBDIR)/libgnuefi.a
+
+EFI_LD ?= ld
+EFI_OBJCOPY ?= objcopy
+EFI_NM ?= nm
+EFI_OBJDUMP ?= objdump
+
+EFI_SRCS := $(wildcard efi/*.c)
+EFI_HDRS := $(wildcard efi/*.h)
+EFI_ENGINE_OBJS := $(patsubst %.c,$(EFI_OBJDIR)/%.o,$(CORE_SRCS) $(LIBC_MINI_SRCS))
+EFI_FRONT_OBJS := $(patsubst %.c,$(EFI_OBJDIR)/%.o,$(EFI_SRCS))
+
+# The engine sees only libc-mini's headers (CORE_INC) and the libraries'.
+EFI_ENGINE_CFLAGS := $(EFI_ARCH_CFLAGS) $(WARN) $(CORE_INC) -I$(ZLIB_INC) -I$(ZSTD_INC) \
+        $(if $(BEARSSL_INC),-I$(BEARSSL_INC)) $(DEPS_DEFS)
+# The front end also sees gnu-efi's headers (as system headers: they are
+# not warning-clean) and takes va_list from the compiler's stdarg.h.
+EFI_FRONT_CFLAGS := $(EFI_ARCH_CFLAGS) $(WARN) $(CORE_INC) -Iefi \
+        -isystem $(GNUEFI_INC) -isystem $(GNUEFI_INC)/x86_64 -DGNU_EFI_USE_EXTERNAL_STDARG
+
+# What the engine objects may leave undefined: the mem* functions the
+# compiler emits on its own, and the third-party libraries' definitions.
+EFI_ENGINE_ALLOWED := memcpy memmove memset memcmp
+EFI_DEPS_DEFINED = $$($(EFI_NM) -g --defined-only $(DEPS_EFI_LIBS) | awk 'NF == 3 { print $$3 }' | sort -u)
+
+$(EFI_OBJDIR)/core/%.o $(EFI_OBJDIR)/libc-mini/%.o: EFI_CFLAGS = $(EFI_ENGINE_CFLAGS)
+$(EFI_OBJDIR)/efi/%.o: EFI_CFLAGS = $(EFI_FRONT_CFLAGS)
+
+# The libraries' headers come from the fetched sources.
+$(EFI_ENGINE_OBJS): | $(DEPS_FETCHED)
+
+$(EFI_OBJDIR)/%.o: %.c mk/efi.mk mk/config.mk | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(EFI_CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(EFI_ENGINE_OBJS:.o=.d) $(EFI_FRONT_OBJS:.o=.d)
+
+$(EFI_LIBEFI): $(GNUEFI_LIBDIR)/libefi.a | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(EFI_OBJCOPY) -W memcpy -W memset $< $@
+
+$(EFI_SO): $(EFI_ENGINE_OBJS) $(EFI_FRONT_OBJS) $(DEPS_EFI_LIBS) $(EFI_LIBEFI) $(CHECK_SYMBOLS)
+	bash $(CHECK_SYMBOLS) --allow "$(EFI_ENGINE_ALLOWED) $(EFI_DEPS_DEFINED)" $(EFI_ENGINE_OBJS)
+	$(EFI_LD) -nostdlib -znocombreloc -shared -Bsymbolic --no-undefined -T $(EFI_LDS) \
+	    $(EFI_CRT0) $(EFI_ENGINE_OBJS) $(EFI_FRONT_OBJS) $(DEPS_EFI_LIBS) \
+	    $(EFI_LIBEFI) $(EFI_LIBGNUEFI) -o $@.tmp
+	@undef=$$($(EFI_NM) -u $@.tmp); if [ -n "$$undef" ]; then \
+	    echo "$@: undefined symbols:" >&2; echo "$$undef" >&2; exit 1; fi
+	@bad=$$($(EFI_OBJDUMP) -R $@.tmp | awk '$$2 ~ /^R_/ && $$2 != "R_X86_64_RELATIVE"'; \
+	    $(EFI_OBJDUMP) -r $@.tmp | awk '$$2 ~ /^R_/'); \
+	 if [ -n "$$bad" ]; then \
+	    echo "$@: relocations other than R_X86_64_RELATIVE:" >&2; echo "$$bad" | head -20 >&2; exit 1; fi
+	mv -f $@.tmp $@
+
+# Subsystem 10: EFI application.
+$(EFI_APP): $(EFI_SO)
+	$(EFI_OBJCOPY) -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela \
+	    -j '.rel.*' -j '.rela.*' -j .reloc --target efi-app-x86_64 --subsystem=10 $< $@.tmp
+	mv -f $@.tmp $@
+
+efi: $(EFI_APP)
+
+# Boots OVMF from a stick holding qcowboot.efi and a sample image and
+# prints what `qcowboot.efi info` said on the serial console.
+demo: $(EFI_APP) | $(DEPS_STAMP)
+	bash tests/firmware/demo.sh
+
+.PHONY: efi demo
