@@ -50,11 +50,13 @@ int qb_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
             continue;
         }
         p++;
-        bool left = false;
+        bool left = false, alt = false;
         char pad = ' ';
         for (;; p++) {
             if (*p == '-')
                 left = true;
+            else if (*p == '#')
+                alt = true;
             else if (*p == '0')
                 pad = '0';
             else
@@ -138,7 +140,12 @@ int qb_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
                 v = va_arg(ap, size_t);
             else
                 v = va_arg(ap, unsigned long long);
-            n = utoa(num, v, *p == 'u' ? 10 : 16, *p == 'X');
+            n = 0;
+            if (alt && v && *p != 'u') {     /* "%#x": 0x prefix, none for zero */
+                num[n++] = '0';
+                num[n++] = *p == 'X' ? 'X' : 'x';
+            }
+            n += utoa(num + n, v, *p == 'u' ? 10 : 16, *p == 'X');
             put_padded(&b, num, n, width, left, pad);
             break;
         }

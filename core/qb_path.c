@@ -22,7 +22,8 @@ bool qb_path_combine(char *out, size_t cap, const char *base, const char *name)
     size_t nl = strlen(name);
     if (dir + nl + 1 > cap)
         return false;
-    memcpy(out, base, dir);
+    if (dir)
+        memcpy(out, base, dir);
     memcpy(out + dir, name, nl + 1);
     return true;
 }

@@ -64,42 +64,44 @@ void qb_json_string(const qb_out *o, const char *s)
     qb_puts(o, "\"");
 }
 
-/* As QEMU's size_to_str: three significant digits and a binary unit. */
+/* As QEMU's size_to_str: "%0.3g" of the value in the largest binary unit
+ * that leaves it at or above 1000/1024 (so 1000 MiB prints as 0.977 GiB). */
 void qb_format_size(char *buf, size_t cap, uint64_t bytes)
 {
     static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
     unsigned u = 0;
-    /* Find the unit where the value is below 1000 (QEMU switches at 1000
-     * of a unit to avoid four digits, e.g. 1000 MiB prints as 0.977 GiB). */
-    while (u < 6 && bytes >= (1000ull << (10 * u)) )
+    while (u < 6 && bytes / 1000 >= (1ull << (10 * u)) &&
+           bytes >= (1000ull << (10 * u)))
         u++;
     uint64_t unit = 1ull << (10 * u);
-    uint64_t whole = bytes / unit;
-    uint64_t rem = bytes % unit;
-    if (u == 0 || rem == 0) {
-        qb_snprintf(buf, cap, "%llu %s", (unsigned long long)whole, units[u]);
-        return;
+    uint64_t whole = bytes / unit, rem = bytes % unit;
+    /* three significant digits */
+    unsigned decimals = whole >= 100 ? 0 : whole >= 10 ? 1 : whole >= 1 ? 2 : 3;
+    uint64_t scale = 1;
+    for (unsigned i = 0; i < decimals; i++)
+        scale *= 10;
+    /* rem * scale < 2^60 * 1000 could overflow: divide the unit down first */
+    uint64_t r = rem, un = unit;
+    while (r > UINT64_MAX / (2 * scale)) {
+        r >>= 1;
+        un >>= 1;
     }
-    /* Three significant digits with rounding, trailing zeros dropped. */
-    unsigned decimals = whole >= 100 ? 0 : whole >= 10 ? 1 : 2;
-    uint64_t scale = decimals == 0 ? 1 : decimals == 1 ? 10 : 100;
-    /* value * scale rounded to nearest; compute without overflow */
-    uint64_t frac = (rem * scale * 2 + unit) / (2 * unit);   /* may reach scale */
+    uint64_t frac = r * scale / un, left = r * scale % un;
+    /* round half to even, as printf rounds an exactly representable tie */
+    if (left * 2 > un || (left * 2 == un && (frac & 1)))
+        frac++;
     uint64_t scaled = whole * scale + frac;
     whole = scaled / scale;
     frac = scaled % scale;
-    if (decimals == 0 || frac == 0) {
-        qb_snprintf(buf, cap, "%llu %s", (unsigned long long)whole, units[u]);
-    } else if (decimals == 1) {
-        qb_snprintf(buf, cap, "%llu.%llu %s", (unsigned long long)whole,
-                    (unsigned long long)frac, units[u]);
-    } else if (frac % 10 == 0) {
-        qb_snprintf(buf, cap, "%llu.%llu %s", (unsigned long long)whole,
-                    (unsigned long long)(frac / 10), units[u]);
-    } else {
-        qb_snprintf(buf, cap, "%llu.%02llu %s", (unsigned long long)whole,
-                    (unsigned long long)frac, units[u]);
+    while (decimals && frac % 10 == 0) {   /* %g drops trailing zeros */
+        frac /= 10;
+        decimals--;
     }
+    if (decimals)
+        qb_snprintf(buf, cap, "%llu.%0*llu %s", (unsigned long long)whole, (int)decimals,
+                    (unsigned long long)frac, units[u]);
+    else
+        qb_snprintf(buf, cap, "%llu %s", (unsigned long long)whole, units[u]);
 }
 
 /* Parses a size with an optional k/M/G/T/P/E suffix (powers of 1024). */

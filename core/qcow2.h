@@ -183,6 +183,7 @@ typedef struct qcow2 {
     size_t cbuf_size;
     uint8_t *ubuf;              /* one decompressed cluster */
     uint64_t ubuf_host;         /* descriptor whose data ubuf holds; UINT64_MAX none */
+    uint64_t ubuf_csize;
 } qcow2;
 
 /* qcow2_header.c */

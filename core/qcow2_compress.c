@@ -137,7 +137,7 @@ static int unzstd_cluster(qcow2 *q, const uint8_t *in, size_t in_len, qb_err *er
 
 int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, qb_err *err)
 {
-    if (q->ubuf_host == run->host && q->ubuf)
+    if (q->ubuf_host == run->host && q->ubuf_csize == run->csize && q->ubuf)
         return QB_OK;
     int r = ensure_buffers(q, err);
     if (r)
@@ -173,5 +173,6 @@ int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, qb_err *err)
     if (r)
         return r;
     q->ubuf_host = run->host;
+    q->ubuf_csize = run->csize;
     return QB_OK;
 }

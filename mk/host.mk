@@ -29,3 +29,13 @@ $(eval $(call host_flavour,build/host-san,-O1 $(SAN_FLAGS)))
 
 host: $(HOST_CLI) $(HOST_SAN_CLI)
 .PHONY: host
+
+# Unit tests: linked against the sanitized core objects.
+UNIT_TEST_BIN := build/tests/unit_tests
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_SRCS := $(filter-out tests/unit/libc_mini_test.c,$(UNIT_SRCS))
+$(UNIT_TEST_BIN): $(UNIT_SRCS) $(wildcard tests/unit/*.h) \
+                  $(patsubst core/%.c,build/host-san/core/%.o,$(CORE_SRCS)) $(DEPS_HOST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g $(SAN_FLAGS) -Icore -I$(ZLIB_INC) $(DEPS_DEFS) $(WARN) -Wno-missing-prototypes \
+	    -o $@ $(UNIT_SRCS) $(patsubst core/%.c,build/host-san/core/%.o,$(CORE_SRCS)) $(DEPS_HOST_LIBS)

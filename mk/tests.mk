@@ -3,10 +3,10 @@
 
 TEST_SUITES := tests/unit/run.sh tests/conformance/run.sh tests/bad/run.sh tests/firmware/run.sh
 
-test: $(DEPS_STAMP) all $(UNIT_TEST_BIN)
+test: $(DEPS_STAMP) all $(HOST_SAN_CLI) $(UNIT_TEST_BIN) $(LIBC_MINI_TEST_BIN)
 	bash tests/run-all.sh $(TEST_SUITES)
 
-test-unit: $(UNIT_TEST_BIN)
+test-unit: $(UNIT_TEST_BIN) $(LIBC_MINI_TEST_BIN)
 	bash tests/run-all.sh tests/unit/run.sh
 test-conformance: $(HOST_CLI)
 	bash tests/run-all.sh tests/conformance/run.sh
