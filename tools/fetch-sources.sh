@@ -28,6 +28,8 @@ PACKAGES=(
     "bearssl 0.6+dfsg.1-3 bearssl"
 )
 SUITE=bookworm
+# The apt configuration directory whose sources are read (never written).
+APT_ETC=${APT_ETC:-/etc/apt}
 
 PRINT_SUMS=0
 if [ "${1:-}" = "--print-sums" ]; then PRINT_SUMS=1; fi
@@ -82,14 +84,14 @@ check_unpinned() {
 
 # Prints the deb822 fields (URIs, Suites, Components, Signed-By) of the
 # first enabled entry of the system's sources whose Suites include $SUITE,
-# from /etc/apt/sources.list.d/*.sources or the one-line sources.list.
+# from $APT_ETC/sources.list.d/*.sources or the one-line sources.list.
 system_entry() {
     local f
-    for f in /etc/apt/sources.list.d/*.sources; do
+    for f in "$APT_ETC"/sources.list.d/*.sources; do
         [ -f "$f" ] || continue
         awk -v suite="$SUITE" '
             function flush() {
-                if (n > 0 && !found && types ~ /(^| )deb($| )/ && enabled != "no") {
+                if (n > 0 && !found && types ~ /(^| )deb(-src)?($| )/ && enabled != "no") {
                     ns = split(suites, s, /[ \t]+/)
                     for (i = 1; i <= ns; i++) if (s[i] == suite) { found = 1; break }
                     if (found) printf "%s", out
@@ -99,7 +101,9 @@ system_entry() {
             /^#/ { next }
             /^[ \t]*$/ { flush(); next }
             /^[ \t]/ {                       # continuation of the previous field
-                if (key == "signed-by") out = out $0 "\n"
+                if (key == "suites") suites = suites " " $0
+                if (key == "uris" || key == "suites" || key == "components" || key == "signed-by")
+                    out = out $0 "\n"
                 next
             }
             {
@@ -111,16 +115,16 @@ system_entry() {
                 else if (key == "enabled") enabled = tolower(val)
                 else if (key == "uris") out = out "URIs: " val "\n"
                 else if (key == "components") out = out "Components: " val "\n"
-                else if (key == "signed-by") out = out "Signed-By: " val "\n"
+                else if (key == "signed-by") out = out "Signed-By:" (val == "" ? "" : " " val) "\n"
             }
             END { flush(); exit !found }
         ' "$f" && return 0
     done
-    f=/etc/apt/sources.list
+    f=$APT_ETC/sources.list
     [ -f "$f" ] || return 1
     awk -v suite="$SUITE" '
         /^[ \t]*deb[ \t]/ {
-            line = $0; sub(/#.*/, "", line)
+            line = $0; sub(/#.*/, "", line); sub(/[ \t]+$/, "", line)
             signed = ""
             if (match(line, /\[[^]]*\]/)) {
                 opts = substr(line, RSTART + 1, RLENGTH - 2)
@@ -147,7 +151,7 @@ setup_apt() {
     [ ${#APT_OPTS[@]} -eq 0 ] || return 0
     local entry
     entry=$(system_entry) ||
-        die "no '$SUITE' entry of Debian's archive found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list"
+        die "no '$SUITE' entry of Debian's archive found in $APT_ETC/sources.list.d/*.sources or $APT_ETC/sources.list"
     mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$DL"
     { echo "Types: deb-src"; printf '%s\n' "$entry"; } >"$APT/sources.sources.new"
     if ! cmp -s "$APT/sources.sources.new" "$APT/sources.sources" 2>/dev/null; then
