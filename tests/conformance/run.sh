@@ -26,7 +26,8 @@ mkdir -p "$QB_ROOT/build/tests"
 T=$(mktemp -d "$QB_ROOT/build/tests/conformance.XXXXXX")
 if [ "${QB_KEEP:-0}" = 1 ]; then echo "images kept in $T"; else trap 'rm -rf "$T"' EXIT; fi
 cd "$T" || exit 1
-mkdir -p out
+O=$T/out
+mkdir -p "$O"
 
 if [ ! -x "$QB" ]; then
     fail "build" "$QB is missing (make build/host/qcowboot)"
@@ -60,14 +61,14 @@ qb_ok() {
 # t_convert NAME IMG [QEMU_SNAPSHOT_OPT QB_SNAPSHOT]
 t_convert() {
     local name=$1 img=$2 qsnap=${3:-} bsnap=${4:-} rc
-    local qraw=out/q.raw braw=out/b.raw
+    local qraw=$O/q.raw braw=$O/b.raw
     rm -f "$qraw" "$braw"
-    if ! qemu-img convert ${qsnap:+-l "$qsnap"} -O raw "$img" "$qraw" 2>out/qerr; then
-        fail "$name" "qemu-img convert failed: $(errtail out/qerr)"; return
+    if ! qemu-img convert ${qsnap:+-l "$qsnap"} -O raw "$img" "$qraw" 2>$O/qerr; then
+        fail "$name" "qemu-img convert failed: $(errtail $O/qerr)"; return
     fi
-    qb out/bout out/berr convert ${bsnap:+-l "$bsnap"} "$img" "$braw"; rc=$?
-    qb_ok "$name" $rc out/berr || return
-    if [ $rc -ne 0 ]; then fail "$name" "exit $rc: $(errtail out/berr)"; return; fi
+    qb $O/bout $O/berr convert ${bsnap:+-l "$bsnap"} "$img" "$braw"; rc=$?
+    qb_ok "$name" $rc $O/berr || return
+    if [ $rc -ne 0 ]; then fail "$name" "exit $rc: $(errtail $O/berr)"; return; fi
     local why
     if why=$(cmp "$qraw" "$braw" 2>&1); then pass "$name"; else fail "$name" "$why"; fi
     rm -f "$qraw" "$braw"
@@ -76,21 +77,21 @@ t_convert() {
 # t_map NAME IMG
 t_map() {
     local name=$1 img=$2 rc why
-    qemu-img map --output=json "$img" >out/q.json 2>out/qerr || {
-        fail "$name" "qemu-img map failed: $(errtail out/qerr)"; return; }
-    qb out/b.json out/berr map --json "$img"; rc=$?
-    qb_ok "$name" $rc out/berr || return
-    if [ $rc -ne 0 ]; then fail "$name" "exit $rc: $(errtail out/berr)"; return; fi
-    if why=$("${TOOL[@]}" cmp-map out/q.json out/b.json 2>&1); then pass "$name"; else fail "$name" "$why"; fi
+    qemu-img map --output=json "$img" >$O/q.json 2>$O/qerr || {
+        fail "$name" "qemu-img map failed: $(errtail $O/qerr)"; return; }
+    qb $O/b.json $O/berr map --json "$img"; rc=$?
+    qb_ok "$name" $rc $O/berr || return
+    if [ $rc -ne 0 ]; then fail "$name" "exit $rc: $(errtail $O/berr)"; return; fi
+    if why=$("${TOOL[@]}" cmp-map $O/q.json $O/b.json 2>&1); then pass "$name"; else fail "$name" "$why"; fi
 }
 
 # t_check NAME IMG
 t_check() {
     local name=$1 img=$2 qrc rc why
-    qemu-img check --output=json "$img" >out/q.json 2>out/qerr; qrc=$?
-    qb out/b.json out/berr check --json "$img"; rc=$?
-    qb_ok "$name" $rc out/berr || return
-    if why=$("${TOOL[@]}" cmp-check out/q.json $qrc out/b.json $rc 2>&1); then
+    qemu-img check --output=json "$img" >$O/q.json 2>$O/qerr; qrc=$?
+    qb $O/b.json $O/berr check --json "$img"; rc=$?
+    qb_ok "$name" $rc $O/berr || return
+    if why=$("${TOOL[@]}" cmp-check $O/q.json $qrc $O/b.json $rc 2>&1); then
         pass "$name"
     else
         fail "$name" "$why"
@@ -100,23 +101,23 @@ t_check() {
 # t_info NAME IMG [--backing-chain]
 t_info() {
     local name=$1 img=$2 chain=${3:-} rc why
-    qemu-img info --output=json $chain "$img" >out/q.json 2>out/qerr || {
-        fail "$name" "qemu-img info failed: $(errtail out/qerr)"; return; }
-    qb out/b.json out/berr info --json $chain "$img"; rc=$?
-    qb_ok "$name" $rc out/berr || return
-    if [ $rc -ne 0 ]; then fail "$name" "exit $rc: $(errtail out/berr)"; return; fi
-    if why=$("${TOOL[@]}" cmp-info out/q.json out/b.json 2>&1); then pass "$name"; else fail "$name" "$why"; fi
+    qemu-img info --output=json $chain "$img" >$O/q.json 2>$O/qerr || {
+        fail "$name" "qemu-img info failed: $(errtail $O/qerr)"; return; }
+    qb $O/b.json $O/berr info --json $chain "$img"; rc=$?
+    qb_ok "$name" $rc $O/berr || return
+    if [ $rc -ne 0 ]; then fail "$name" "exit $rc: $(errtail $O/berr)"; return; fi
+    if why=$("${TOOL[@]}" cmp-info $O/q.json $O/b.json 2>&1); then pass "$name"; else fail "$name" "$why"; fi
 }
 
 # t_snaplist NAME IMG
 t_snaplist() {
     local name=$1 img=$2 rc why
-    qemu-img snapshot -l "$img" >out/q.txt 2>out/qerr || {
-        fail "$name" "qemu-img snapshot -l failed: $(errtail out/qerr)"; return; }
-    qb out/b.txt out/berr snapshot -l "$img"; rc=$?
-    qb_ok "$name" $rc out/berr || return
-    if [ $rc -ne 0 ]; then fail "$name" "exit $rc: $(errtail out/berr)"; return; fi
-    if why=$("${TOOL[@]}" cmp-snaplist out/q.txt out/b.txt 2>&1); then pass "$name"; else fail "$name" "$why"; fi
+    qemu-img snapshot -l "$img" >$O/q.txt 2>$O/qerr || {
+        fail "$name" "qemu-img snapshot -l failed: $(errtail $O/qerr)"; return; }
+    qb $O/b.txt $O/berr snapshot -l "$img"; rc=$?
+    qb_ok "$name" $rc $O/berr || return
+    if [ $rc -ne 0 ]; then fail "$name" "exit $rc: $(errtail $O/berr)"; return; fi
+    if why=$("${TOOL[@]}" cmp-snaplist $O/q.txt $O/b.txt 2>&1); then pass "$name"; else fail "$name" "$why"; fi
 }
 
 # conform NAME IMG [--backing-chain]: the four standard checks.
@@ -137,9 +138,9 @@ SETUP_OK=1
 step() {
     local name=$1; shift
     [ $SETUP_OK = 1 ] || return 1
-    if ! "$@" >out/setup.log 2>&1; then
+    if ! "$@" >$O/setup.log 2>&1; then
         SETUP_OK=0
-        fail "setup $name" "$* => $(tail -n 3 out/setup.log | tr '\n' ' ')"
+        fail "setup $name" "$* => $(tail -n 3 $O/setup.log | tr '\n' ' ')"
         return 1
     fi
 }
@@ -273,15 +274,26 @@ io $n rawb/ov.qcow2 "write -P 0x41 4k 4k" "write -z 1M 128k" "discard 1536k 64k"
 ready && conform $n rawb/ov.qcow2 --backing-chain
 
 # --- external data files ----------------------------------------------------------
+# qemu 7.2 resolves a relative data file name against its working directory
+# (unlike backing file names), so for relative names both tools run from the
+# image's directory; datafile-abs stores an absolute name and runs from $T.
 for raw in off on; do
     n=datafile-raw-$raw
     begin
     mkdir -p df-$raw
-    step $n qemu-img create -f qcow2 -o data_file=img.data,data_file_raw=$raw df-$raw/img.qcow2 $SIZE
-    io $n df-$raw/img.qcow2 "write -P 0x51 0 100k" "write -P 0x52 1M 64k" "write -z 1M 4k" \
+    cd df-$raw
+    step $n qemu-img create -f qcow2 -o data_file=img.data,data_file_raw=$raw img.qcow2 $SIZE
+    io $n img.qcow2 "write -P 0x51 0 100k" "write -P 0x52 1M 64k" "write -z 1M 4k" \
         "write -P 0x53 2M 256k" "discard 2M 64k" "write -z 3M 64k" "write -P 0x54 4194304 6144"
-    ready && conform $n df-$raw/img.qcow2
+    ready && conform $n img.qcow2
+    cd "$T"
 done
+n=datafile-abs
+begin
+mkdir -p df-abs
+step $n qemu-img create -f qcow2 -o data_file="$T/df-abs/data.raw" df-abs/img.qcow2 $SIZE
+io $n df-abs/img.qcow2 "write -P 0x55 64k 100k" "write -z 70k 4k" "write -P 0x56 3M 64k"
+ready && conform $n df-abs/img.qcow2
 
 # --- internal snapshots ---------------------------------------------------------------
 # s1 and "second" taken between writes; convert -l by name and by id.
@@ -353,18 +365,18 @@ io $n $n.qcow2 "write -P 0x91 0 64k" "write -P 0x92 12345k 3k" "write -P 0x93 1T
     "write -P 0x94 $((2 * 1024 ** 4 - 65536)) 64k" "write -z $((2 * 1024 ** 4 - 200 * 1024)) 8k"
 if ready; then
     name="convert $n"
-    rm -f out/q.raw out/b.raw
-    if ! qemu-img convert -O raw $n.qcow2 out/q.raw 2>out/qerr; then
-        fail "$name" "qemu-img convert failed: $(errtail out/qerr)"
+    rm -f $O/q.raw $O/b.raw
+    if ! qemu-img convert -O raw $n.qcow2 $O/q.raw 2>$O/qerr; then
+        fail "$name" "qemu-img convert failed: $(errtail $O/qerr)"
     else
-        qb out/bout out/berr convert $n.qcow2 out/b.raw; rc=$?
-        if qb_ok "$name" $rc out/berr; then
-            if [ $rc -ne 0 ]; then fail "$name" "exit $rc: $(errtail out/berr)"
-            elif why=$("${TOOL[@]}" sparse-cmp out/q.raw out/b.raw 2>&1); then pass "$name"
+        qb $O/bout $O/berr convert $n.qcow2 $O/b.raw; rc=$?
+        if qb_ok "$name" $rc $O/berr; then
+            if [ $rc -ne 0 ]; then fail "$name" "exit $rc: $(errtail $O/berr)"
+            elif why=$("${TOOL[@]}" sparse-cmp $O/q.raw $O/b.raw 2>&1); then pass "$name"
             else fail "$name" "$why"; fi
         fi
     fi
-    rm -f out/q.raw out/b.raw
+    rm -f $O/q.raw $O/b.raw
     t_map "map $n" $n.qcow2
     t_check "check $n" $n.qcow2
     t_info "info $n" $n.qcow2
