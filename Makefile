@@ -11,6 +11,8 @@ include mk/deps.mk
 include mk/host.mk
 -include mk/efi.mk
 include mk/tests.mk
+-include mk/fuzz.mk
+-include mk/bench.mk
 
 all: $(HOST_CLI) $(EFI_APP)
 
