@@ -242,8 +242,10 @@ int qcow2_check(qcow2 *q, qcow2_check_result *res, const struct qb_out *msgs,
 /* qcow2_compress.c */
 int qcow2_decomp_init(qcow2 *q, qb_err *err);
 void qcow2_decomp_free(qcow2 *q);
-/* Decompresses the cluster described by run into q->ubuf. */
-int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, qb_err *err);
+/* Decompresses the cluster described by run into dest (a whole cluster),
+ * or, with dest NULL, into q->ubuf, which keeps the last cluster for
+ * partial reads of the same cluster. */
+int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, uint8_t *dest, qb_err *err);
 
 /* qcow2_read.c */
 /* Reads guest data of this layer only; unallocated parts are filled by

@@ -84,7 +84,7 @@ void qcow2_decomp_free(qcow2 *q)
 
 /* The stored length is only known to 512 bytes, so running out of input
  * (Z_BUF_ERROR) is success once the cluster is full. */
-static int inflate_cluster(qcow2 *q, const uint8_t *in, size_t in_len, qb_err *err)
+static int inflate_cluster(qcow2 *q, const uint8_t *in, size_t in_len, uint8_t *dest, qb_err *err)
 {
     qcow2_decomp *d = q->decomp;
     int zr;
@@ -102,7 +102,7 @@ static int inflate_cluster(qcow2 *q, const uint8_t *in, size_t in_len, qb_err *e
     }
     d->z.next_in = (Bytef *)in;
     d->z.avail_in = (uInt)in_len;
-    d->z.next_out = q->ubuf;
+    d->z.next_out = dest;
     d->z.avail_out = (uInt)q->cluster_size;
     zr = inflate(&d->z, Z_FINISH);
     if ((zr == Z_STREAM_END || zr == Z_BUF_ERROR) && d->z.avail_out == 0)
@@ -110,8 +110,11 @@ static int inflate_cluster(qcow2 *q, const uint8_t *in, size_t in_len, qb_err *e
     return QB_ECORRUPT;
 }
 
-/* zstd: one or more frames; stop when the cluster is full. */
-static int unzstd_cluster(qcow2 *q, const uint8_t *in, size_t in_len, qb_err *err)
+/* zstd: one or more frames; stop when the cluster is full. Whole frames
+ * are decoded straight into the destination; the streaming decoder (which
+ * copies through its own window) is the fallback for frames that are cut
+ * short or overrun the cluster, where it stops exactly at the cluster end. */
+static int unzstd_cluster(qcow2 *q, const uint8_t *in, size_t in_len, uint8_t *dest, qb_err *err)
 {
     qcow2_decomp *d = q->decomp;
     if (!d->zstd) {
@@ -119,10 +122,25 @@ static int unzstd_cluster(qcow2 *q, const uint8_t *in, size_t in_len, qb_err *er
         d->zstd = ZSTD_createDCtx_advanced(mem);
         if (!d->zstd)
             return qb_err_set(err, QB_ENOMEM, "%s: cannot set up zstd", q->filename);
-    } else {
-        ZSTD_DCtx_reset(d->zstd, ZSTD_reset_session_only);
     }
-    ZSTD_outBuffer out = { q->ubuf, (size_t)q->cluster_size, 0 };
+    size_t done = 0, used = 0;
+    while (done < q->cluster_size) {
+        size_t frame = ZSTD_findFrameCompressedSize(in + used, in_len - used);
+        if (ZSTD_isError(frame))
+            break;
+        size_t n = ZSTD_decompressDCtx(d->zstd, dest + done, (size_t)q->cluster_size - done,
+                                       in + used, frame);
+        if (ZSTD_isError(n))
+            break;
+        done += n;
+        used += frame;
+        if (n == 0 && done < q->cluster_size && used >= in_len)
+            break;
+    }
+    if (done == q->cluster_size)
+        return QB_OK;
+    ZSTD_DCtx_reset(d->zstd, ZSTD_reset_session_only);
+    ZSTD_outBuffer out = { dest, (size_t)q->cluster_size, 0 };
     ZSTD_inBuffer inb = { in, in_len, 0 };
     while (out.pos < out.size) {
         size_t before_in = inb.pos, before_out = out.pos;
@@ -135,9 +153,9 @@ static int unzstd_cluster(qcow2 *q, const uint8_t *in, size_t in_len, qb_err *er
     return QB_OK;
 }
 
-int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, qb_err *err)
+int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, uint8_t *dest, qb_err *err)
 {
-    if (q->ubuf_host == run->host && q->ubuf_csize == run->csize && q->ubuf)
+    if (!dest && q->ubuf_host == run->host && q->ubuf_csize == run->csize && q->ubuf)
         return QB_OK;
     int r = ensure_buffers(q, err);
     if (r)
@@ -159,18 +177,20 @@ int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, qb_err *err)
     if (r)
         return qb_err_prefix(err, "%s: reading compressed cluster at %#llx: ", q->filename,
                              (unsigned long long)run->host);
-    q->ubuf_host = UINT64_MAX;
+    uint8_t *out = dest ? dest : q->ubuf;
+    if (!dest)
+        q->ubuf_host = UINT64_MAX;
     if (q->h.compression_type == QCOW2_COMPRESSION_ZSTD)
-        r = unzstd_cluster(q, q->cbuf, (size_t)csize, err);
+        r = unzstd_cluster(q, q->cbuf, (size_t)csize, out, err);
     else
-        r = inflate_cluster(q, q->cbuf, (size_t)csize, err);
+        r = inflate_cluster(q, q->cbuf, (size_t)csize, out, err);
     if (r == QB_ECORRUPT)
         return qb_err_set(err, QB_ECORRUPT,
                           "%s: compressed cluster at offset %#llx (%llu bytes, %s) does not "
                           "decompress to a full cluster",
                           q->filename, (unsigned long long)run->host, (unsigned long long)csize,
                           q->h.compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "deflate");
-    if (r)
+    if (r || dest)
         return r;
     q->ubuf_host = run->host;
     q->ubuf_csize = run->csize;

@@ -33,7 +33,13 @@ int qcow2_read(qcow2 *q, uint64_t off, uint8_t *buf, size_t len, qcow2_fill_fn f
                 return r;
             break;
         case QCOW2_COMPRESSED:
-            r = qcow2_read_compressed(q, &run, err);
+            if (n == q->cluster_size) {     /* whole cluster: decompress in place */
+                r = qcow2_read_compressed(q, &run, buf, err);
+                if (r)
+                    return r;
+                break;
+            }
+            r = qcow2_read_compressed(q, &run, NULL, err);
             if (r)
                 return r;
             memcpy(buf, q->ubuf + (off & (q->cluster_size - 1)), n);

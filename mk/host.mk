@@ -21,7 +21,7 @@ $(1)/fe/%.o: tools/host/%.c $(CORE_HDRS) $(wildcard tools/host/*.h)
 	$$(CC) $$(HOST_FE_FLAGS) $(2) -c $$< -o $$@
 $(1)/qcowboot: $(patsubst core/%.c,$(1)/core/%.o,$(CORE_SRCS)) \
                $(patsubst tools/host/%.c,$(1)/fe/%.o,$(HOST_SRCS)) $(DEPS_HOST_LIBS)
-	$$(CC) $(2) -o $$@ $$(filter %.o,$$^) $(DEPS_HOST_LIBS)
+	$$(CC) $(2) -o $$@ $$(filter %.o,$$^) $(DEPS_HOST_LIBS) -pthread
 endef
 
 $(eval $(call host_flavour,build/host,-O2))

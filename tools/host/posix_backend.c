@@ -201,7 +201,7 @@ static int px_open(void *ctx, const char *relative_to, const char *name, bool wr
 
 static int px_create(void *ctx, const char *path, qb_backend **out, qb_err *err)
 {
-    return posix_backend_open(path, O_RDWR | O_CREAT | O_TRUNC, out, err);
+    return write_behind_create(path, out, err);
 }
 
 const qb_opener posix_opener = { NULL, px_open, px_create };

@@ -7,5 +7,7 @@
 
 int posix_backend_open(const char *path, int flags, qb_backend **out, qb_err *err);
 extern const qb_opener posix_opener;
+/* An output file written by a background thread (write_behind.c). */
+int write_behind_create(const char *path, qb_backend **out, qb_err *err);
 
 #endif
