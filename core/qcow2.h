@@ -50,6 +50,8 @@
 #define QCOW2_L2E_OFFSET_MASK  0x00fffffffffffe00ull
 #define QCOW2_REFT_OFFSET_MASK 0xfffffffffffffe00ull
 
+#define QCOW2_COMPRESSED_WINDOW (256u << 10)   /* read-ahead for compressed data */
+
 #define QCOW2_COMPRESSION_ZLIB 0
 #define QCOW2_COMPRESSION_ZSTD 1
 
@@ -179,8 +181,11 @@ typedef struct qcow2 {
     uint64_t *reftable;         /* refcount table, host order; loaded on first use */
     uint64_t reftable_entries;
     qcow2_decomp *decomp;
-    uint8_t *cbuf;              /* compressed input buffer */
+    uint8_t *cbuf;              /* compressed input, read ahead in a window */
     size_t cbuf_size;
+    uint64_t cwin_off;          /* file range held in cbuf */
+    uint64_t cwin_len;
+    uint64_t clast_end;         /* end of the last compressed cluster read */
     uint8_t *ubuf;              /* one decompressed cluster */
     uint64_t ubuf_host;         /* descriptor whose data ubuf holds; UINT64_MAX none */
     uint64_t ubuf_csize;

@@ -44,6 +44,10 @@ int qcow2_decomp_init(qcow2 *q, qb_err *err)
      * i.e. one cluster plus one sector at most for valid images; allow the
      * full descriptor range, which is still bounded by the cluster size. */
     q->cbuf_size = (size_t)((q->csize_mask + 1) * 512);
+    /* Room to read ahead over sequentially stored compressed clusters. */
+    if (q->cbuf_size < QCOW2_COMPRESSED_WINDOW)
+        q->cbuf_size = QCOW2_COMPRESSED_WINDOW;
+    q->cwin_len = 0;
     return QB_OK;
 }
 
@@ -173,17 +177,41 @@ int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, uint8_t *dest, qb_err 
      * is not padded); clamp to the file. */
     if (run->host + csize > q->file_size)
         csize = q->file_size - run->host;
-    r = qb_backend_read(q->file, run->host, q->cbuf, (size_t)csize, err);
-    if (r)
-        return qb_err_prefix(err, "%s: reading compressed cluster at %#llx: ", q->filename,
-                             (unsigned long long)run->host);
+    const uint8_t *in;
+    if (q->cwin_len && run->host >= q->cwin_off && run->host - q->cwin_off <= q->cwin_len &&
+        csize <= q->cwin_len - (run->host - q->cwin_off)) {
+        in = q->cbuf + (run->host - q->cwin_off);      /* already read ahead */
+    } else {
+        /* Compressed clusters written in sequence lie back to back: when
+         * this one starts where the last one ended, read a window ahead;
+         * for scattered access read just this cluster. */
+        uint64_t want = csize;
+        bool sequential = q->clast_end && run->host + 512 > q->clast_end &&
+                          run->host < q->clast_end + 512;
+        if (sequential) {
+            want = q->cbuf_size;
+            if (want > q->file_size - run->host)
+                want = q->file_size - run->host;
+            if (want < csize)
+                want = csize;
+        }
+        q->cwin_len = 0;
+        r = qb_backend_read(q->file, run->host, q->cbuf, (size_t)want, err);
+        if (r)
+            return qb_err_prefix(err, "%s: reading compressed cluster at %#llx: ", q->filename,
+                                 (unsigned long long)run->host);
+        q->cwin_off = run->host;
+        q->cwin_len = want;
+        in = q->cbuf;
+    }
+    q->clast_end = run->host + csize;
     uint8_t *out = dest ? dest : q->ubuf;
     if (!dest)
         q->ubuf_host = UINT64_MAX;
     if (q->h.compression_type == QCOW2_COMPRESSION_ZSTD)
-        r = unzstd_cluster(q, q->cbuf, (size_t)csize, out, err);
+        r = unzstd_cluster(q, in, (size_t)csize, out, err);
     else
-        r = inflate_cluster(q, q->cbuf, (size_t)csize, out, err);
+        r = inflate_cluster(q, in, (size_t)csize, out, err);
     if (r == QB_ECORRUPT)
         return qb_err_set(err, QB_ECORRUPT,
                           "%s: compressed cluster at offset %#llx (%llu bytes, %s) does not "
