@@ -5,7 +5,7 @@
 #include "qb_cmd_internal.h"
 #include "qb_image_internal.h"
 
-#define CONVERT_CHUNK (4u << 20)
+#define CONVERT_CHUNK (2u << 20)
 #define ZERO_BLOCK 4096u
 
 static bool all_zero(const uint8_t *p, size_t n)

@@ -103,6 +103,7 @@ int qb_cmd_open(const qb_env *env, const char *filename, const char *format,
     o.format = format;
     o.snapshot = snapshot;
     o.no_backing = no_backing;
+    o.l2_cache_bytes = env->l2_cache_bytes;
     qb_err err = { 0, "" };
     int r = qb_image_open(out, &o, &err);
     if (r)
@@ -114,7 +115,7 @@ static void usage(const qb_env *env, const qb_out *o)
 {
     const char *p = env->program ? env->program : "qcowboot";
     qb_printf(o,
-              "Usage: %s COMMAND [OPTIONS] ...\n"
+              "Usage: %s [--cache-size SIZE] COMMAND [OPTIONS] ...\n"
               "Reads qcow2 disk images (and raw ones) with their backing chains.\n"
               "\n"
               "Commands:\n"
@@ -129,12 +130,30 @@ static void usage(const qb_env *env, const qb_out *o)
               "                      write the whole virtual disk to a raw file\n"
               "  snapshot -l IMAGE   list the internal snapshots\n"
               "\n"
+              "\n"
+              "  --cache-size SIZE   memory for cached L2 tables per image (default 8M)\n"
+              "\n"
               "Run '%s COMMAND --help' for a command's options.\n",
               p, p);
 }
 
-int qb_cmd_main(const qb_env *env, int argc, char **argv)
+int qb_cmd_main(const qb_env *env_in, int argc, char **argv)
 {
+    qb_env local = *env_in;
+    const qb_env *env = &local;
+    /* Global options before the command. */
+    while (argc >= 1 && strncmp(argv[0], "--cache-size", 12) == 0) {
+        const char *v = argv[0][12] == '=' ? argv[0] + 13 : argc >= 2 ? argv[1] : NULL;
+        uint64_t bytes;
+        if (!v || !qb_parse_size(v, &bytes) || bytes > (1ull << 32)) {
+            qb_cmd_error(env, "--cache-size needs a size such as 8M (at most 4G)");
+            return 1;
+        }
+        local.l2_cache_bytes = (size_t)bytes;
+        int used = argv[0][12] == '=' ? 1 : 2;
+        argc -= used;
+        argv += used;
+    }
     if (argc < 1) {
         usage(env, &env->err);
         return 1;

@@ -25,6 +25,7 @@ typedef struct qb_env {
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
     const char *program;    /* "qcowboot" or "qcowboot.efi", for messages */
+    size_t l2_cache_bytes;  /* L2 table cache per image; 0: the default */
 } qb_env;
 
 /* Runs one command. argv[0] is the command ("info", "map", ...); a missing

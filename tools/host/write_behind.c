@@ -19,8 +19,8 @@
 
 #include "posix_backend.h"
 
-#define WB_SLOTS 8
-#define WB_SLOT_SIZE (4u << 20)
+#define WB_SLOTS 6
+#define WB_SLOT_SIZE (2u << 20)
 
 typedef struct wb_slot {
     uint8_t *data;
