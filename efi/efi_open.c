@@ -104,7 +104,7 @@ static int open_path(const char *path, UINT64 mode, EFI_FILE_HANDLE *fh, qb_err 
     root->Close(root);
     qb_free(&qb_efi_alloc, file16);
     if (st != EFI_SUCCESS)
-        return qb_err_set(err, qb_efi_errcode(st), "%s: cannot open: %s",
+        return qb_err_set(err, qb_efi_errcode(st), "could not open '%s': %s",
                           path, qb_efi_strstatus(st));
     return QB_OK;
 }

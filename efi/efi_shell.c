@@ -88,7 +88,10 @@ int qb_efi_shell_canon_dev(char *dev, size_t size, qb_err *err)
         return QB_OK;
     if (dev_path(dev, &dp, err) < 0)
         return err->code;
-    /* "FS0:;BLK1:" style list: take the first FSn name, else the first. */
+    /* "FS0:;BLK1:" style list: take the first FSn name, else the first.
+     * The list is not ours to free, whatever the specification says: EDK2's
+     * shell puts it on its own free list and releases it after the command,
+     * so a FreePool here is a double free. */
     maps = shell()->GetMapFromDevicePath(&dp);
     if (!maps)
         return QB_OK;
@@ -112,7 +115,6 @@ int qb_efi_shell_canon_dev(char *dev, size_t size, qb_err *err)
         }
         dev[best_len] = '\0';
     }
-    BS->FreePool((void *)maps);
     return QB_OK;
 }
 

@@ -26,6 +26,14 @@ EFI_CRT0 := $(GNUEFI_LIBDIR)/crt0-efi-x86_64.o
 EFI_LIBEFI := build/efi/libefi-weak.a
 EFI_LIBGNUEFI := $(GNUEFI_LIBDIR)/libgnuefi.a
 
+ifeq ($(V),1)
+EFI_Q :=
+EFI_SAY = @:
+else
+EFI_Q := @
+EFI_SAY = @printf '  %-4s %s\n'
+endif
+
 EFI_LD ?= ld
 EFI_OBJCOPY ?= objcopy
 EFI_NM ?= nm
@@ -57,17 +65,21 @@ $(EFI_ENGINE_OBJS): | $(DEPS_FETCHED)
 
 $(EFI_OBJDIR)/%.o: %.c mk/efi.mk mk/config.mk | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(EFI_CFLAGS) -MMD -MP -c $< -o $@
+	$(EFI_SAY) CC "$@"
+	$(EFI_Q)$(CC) $(EFI_CFLAGS) -MMD -MP -c $< -o $@
 
 -include $(EFI_ENGINE_OBJS:.o=.d) $(EFI_FRONT_OBJS:.o=.d)
 
 $(EFI_LIBEFI): $(GNUEFI_LIBDIR)/libefi.a | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(EFI_OBJCOPY) -W memcpy -W memset $< $@
+	$(EFI_SAY) WEAK "$@"
+	$(EFI_Q)$(EFI_OBJCOPY) -W memcpy -W memset $< $@
 
 $(EFI_SO): $(EFI_ENGINE_OBJS) $(EFI_FRONT_OBJS) $(DEPS_EFI_LIBS) $(EFI_LIBEFI) $(CHECK_SYMBOLS)
-	bash $(CHECK_SYMBOLS) --allow "$(EFI_ENGINE_ALLOWED) $(EFI_DEPS_DEFINED)" $(EFI_ENGINE_OBJS)
-	$(EFI_LD) -nostdlib -znocombreloc -shared -Bsymbolic --no-undefined -T $(EFI_LDS) \
+	$(EFI_SAY) SYMS "core + libc-mini objects"
+	$(EFI_Q)bash $(CHECK_SYMBOLS) --allow "$(EFI_ENGINE_ALLOWED) $(EFI_DEPS_DEFINED)" $(EFI_ENGINE_OBJS)
+	$(EFI_SAY) LD "$@"
+	$(EFI_Q)$(EFI_LD) -nostdlib -znocombreloc -shared -Bsymbolic --no-undefined -T $(EFI_LDS) \
 	    $(EFI_CRT0) $(EFI_ENGINE_OBJS) $(EFI_FRONT_OBJS) $(DEPS_EFI_LIBS) \
 	    $(EFI_LIBEFI) $(EFI_LIBGNUEFI) -o $@.tmp
 	@undef=$$($(EFI_NM) -u $@.tmp); if [ -n "$$undef" ]; then \
@@ -76,13 +88,14 @@ $(EFI_SO): $(EFI_ENGINE_OBJS) $(EFI_FRONT_OBJS) $(DEPS_EFI_LIBS) $(EFI_LIBEFI) $
 	    $(EFI_OBJDUMP) -r $@.tmp | awk '$$2 ~ /^R_/'); \
 	 if [ -n "$$bad" ]; then \
 	    echo "$@: relocations other than R_X86_64_RELATIVE:" >&2; echo "$$bad" | head -20 >&2; exit 1; fi
-	mv -f $@.tmp $@
+	$(EFI_Q)mv -f $@.tmp $@
 
 # Subsystem 10: EFI application.
 $(EFI_APP): $(EFI_SO)
-	$(EFI_OBJCOPY) -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela \
+	$(EFI_SAY) PE "$@"
+	$(EFI_Q)$(EFI_OBJCOPY) -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela \
 	    -j '.rel.*' -j '.rela.*' -j .reloc --target efi-app-x86_64 --subsystem=10 $< $@.tmp
-	mv -f $@.tmp $@
+	$(EFI_Q)mv -f $@.tmp $@
 
 efi: $(EFI_APP)
 
