@@ -99,6 +99,16 @@ $(EFI_APP): $(EFI_SO)
 
 efi: $(EFI_APP)
 
+# Host test of the front end's plain-C parts (paths, UTF-8/UCS-2), run by
+# tests/firmware/run.sh.
+EFI_UNIT_BIN := build/tests/efi_unit
+EFI_UNIT_SRCS := tests/firmware/efi_unit.c efi/efi_path.c efi/efi_utf.c
+$(EFI_UNIT_BIN): $(EFI_UNIT_SRCS) efi/efi_path.h efi/efi_utf.h
+	@mkdir -p $(@D)
+	$(EFI_SAY) CC "$@"
+	$(EFI_Q)$(CC) -O1 -g $(WARN) -Iefi -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    $(EFI_UNIT_SRCS) -o $@
+
 # Boots OVMF from a stick holding qcowboot.efi and a sample image and
 # prints what `qcowboot.efi info` said on the serial console.
 demo: $(EFI_APP) | $(DEPS_STAMP)
