@@ -141,6 +141,8 @@ static void info_json(const qb_out *o, const qb_image *img, const char *indent)
     qb_printf(o, "%s    \"filename\": ", indent);
     qb_json_string(o, img->filename);
     qb_printf(o, ",\n%s    \"format\": \"%s\"", indent, qb_image_format(img));
+    if (!img->is_qcow2)
+        qb_printf(o, ",\n%s    \"dirty-flag\": false", indent);
     if (img->is_qcow2) {
         const qcow2 *q = &img->q;
         const char *in = indent;

@@ -130,6 +130,13 @@ static int open_layer(qb_image **out, const chain_ctx *cc, const qb_image *paren
         r = qb_backend_size(img->file, &img->size, err);
         if (r)
             goto fail;
+        /* As QEMU, a raw disk is whole sectors: a partial last sector
+         * reads as zeros to its end. */
+        if (img->size > UINT64_MAX - 511) {
+            r = qb_err_set(err, QB_ECORRUPT, "%s: file too large", img->filename);
+            goto fail;
+        }
+        img->size = (img->size + 511) & ~511ull;
     }
     *out = img;
     return QB_OK;
