@@ -20,6 +20,12 @@ else
 fi
 
 export MTOOLS_SKIP_CHECK=1
+# mtools converts file names with the locale's character set: UTF-8 names
+# only become proper long names under a UTF-8 locale.
+case ${LC_ALL:-${LC_CTYPE:-${LANG:-}}} in
+*UTF-8* | *utf8*) ;;
+*) export LC_ALL=C.UTF-8 ;;
+esac
 rm -f "$img"
 mkfs.vfat -C -n QCOWBOOT "$img" $(( size * 1024 )) >/dev/null
 shopt -s nullglob dotglob

@@ -39,6 +39,18 @@ fw_nsh_end() {
 # What the firmware prints when an image crashes it (it then hangs).
 FW_CRASH_TEXT="!!!! X64 Exception"
 
+# fw_nsh_ucs2 FILE: converts the script to UCS-2 (UTF-16LE with a BOM), the
+# form in which the shell reads non-ASCII characters.
+fw_nsh_ucs2() {
+    { printf '\xff\xfe'; iconv -f UTF-8 -t UTF-16LE "$1"; } >"$1.tmp" && mv "$1.tmp" "$1"
+}
+
+# fw_ascii: what the serial console shows of UTF-8 text: OVMF's terminal
+# prints '?' for every character outside ASCII.
+fw_ascii() {
+    perl -CS -pe 's/[^\x{0}-\x{7f}]/?/g'
+}
+
 # fw_boot STICK LOG [TIMEOUT]: boots OVMF from STICK, skipping the shell's
 # countdown, with the serial console in LOG; a crash ends the run at once.
 # Returns qemu-run.sh's exit status (0: powered off, 124: time limit, 125:

@@ -14,6 +14,11 @@ set -u
 W=$QB_ROOT/build/tests/firmware
 STICK_DIR=$W/stick
 HOST_DIR=$W/host
+# One run at a time per tree: a second one waits instead of deleting the
+# first one's files.
+mkdir -p "$QB_ROOT/build/tests"
+exec 9>"$QB_ROOT/build/tests/firmware.lock"
+flock 9
 rm -rf "$W"
 mkdir -p "$STICK_DIR" "$HOST_DIR"
 
@@ -81,12 +86,23 @@ fi
     qio -c 'write -P 0x20 512k 1M' snap.qcow2
     qemu-img snapshot -c second snap.qcow2
     qio -c 'write -P 0x30 8M 64k' snap.qcow2
+
+    # Names outside ASCII: UCS-2 on the shell's command line, UTF-8 in the
+    # engine and in the backing file name.
+    qemu-img create -q -f qcow2 café.qcow2 16M
+    qemu-img create -q -f qcow2 -b café.qcow2 -F qcow2 över.qcow2
 ) || { fail "setup" "could not create the test images"; finish; exit 1; }
 cp "$FW_EFI_APP" "$STICK_DIR/qcowboot.efi"
+# Also the removable-media boot file: the boot manager starts it first,
+# without the shell (no argv, no shell protocols); when it returns an error
+# the boot manager goes on to the shell.
+mkdir -p "$STICK_DIR/EFI/BOOT"
+cp "$FW_EFI_APP" "$STICK_DIR/EFI/BOOT/BOOTX64.EFI"
 
 # --- cases -------------------------------------------------------------------
-# name | arguments (both sides) | how to compare: same (byte-identical) or
-# fsnorm (firmware "fs0:\x\y" names compared as "x/y")
+# name | arguments (both sides) | how to compare: same (byte-identical),
+# fsnorm (firmware "fs0:\x\y" names compared as "x/y") or ascii (the
+# console shows '?' for each character outside ASCII)
 CASES=(
     "info-v3|info v3.qcow2|same"
     "info-json-v3|info --json v3.qcow2|same"
@@ -105,6 +121,7 @@ CASES=(
     "info-snap|info snap.qcow2|same"
     "convert-zstd|convert -O raw zstd.qcow2 zstd.raw|same"
     "convert-chain|convert -O raw vm/top.qcow2 chain.raw|same"
+    "utf8-names|info --backing-chain över.qcow2|ascii"
 )
 
 NSH=$STICK_DIR/startup.nsh
@@ -121,7 +138,10 @@ fw_nsh_line "$NSH" 'cd \'
 fw_nsh_case "$NSH" missing 'qcowboot.efi info fs0:\nope.qcow2'
 fw_nsh_case "$NSH" missing-backing 'qcowboot.efi info --backing-chain broken.qcow2'
 fw_nsh_case "$NSH" usage 'qcowboot.efi'
+# Output through the shell's redirection (into a UCS-2 file on the stick).
+fw_nsh_case "$NSH" redirect 'qcowboot.efi info --json v3.qcow2 > redirect.txt'
 fw_nsh_end "$NSH"
+fw_nsh_ucs2 "$NSH"
 
 # An overlay whose backing file does not exist (made after the cases above
 # were listed, only for the error case).
@@ -143,6 +163,7 @@ host_run cwd-info "$HOST_TREE/vm" info --backing-chain top.qcow2
 host_run missing "$HOST_TREE" info nope.qcow2
 host_run missing-backing "$HOST_TREE" info --backing-chain broken.qcow2
 host_run usage "$HOST_TREE"
+host_run redirect "$HOST_TREE" info --json v3.qcow2
 
 # --- boot --------------------------------------------------------------------
 STICK=$W/stick.img
@@ -160,6 +181,16 @@ if [ "$rc" -eq 0 ] && grep -q '^=== END usage ' "$CONSOLE"; then
     pass "boot: the shell ran every section and powered off"
 else
     fail "boot" "QEMU exit $rc; console tail: $(tail -n 5 "$CONSOLE" | tr '\n' '|')"
+fi
+
+# The console needs "\r\n": a bare "\n" makes a staircase on a terminal.
+# (The comparisons below strip the CRs.) Only the last line, cut short by the
+# power-off, may lack one.
+bare=$(head -n -1 "$LOG" | grep -a -c -v $'\r$')
+if [ "$bare" -eq 0 ]; then
+    pass "console: every line ends in CRLF"
+else
+    fail "console: every line ends in CRLF" "$bare lines end in a bare LF"
 fi
 
 # --- comparisons -------------------------------------------------------------
@@ -182,9 +213,11 @@ compare() {
 for c in "${CASES[@]}" "cwd-info||same"; do
     IFS='|' read -r name _ how <<<"$c"
     fw_section "$CONSOLE" "$name" >"$W/$name.fw"
-    if [ "$how" = fsnorm ]; then
-        sed -i 's#[Ff][Ss]0:\\##g; s#\\#/#g' "$W/$name.fw"
-    fi
+    case $how in
+    fsnorm) sed -i 's#[Ff][Ss]0:\\##g; s#\\#/#g' "$W/$name.fw" ;;
+    ascii) fw_ascii <"$HOST_DIR/$name.out" >"$HOST_DIR/$name.ascii" &&
+        mv "$HOST_DIR/$name.ascii" "$HOST_DIR/$name.out" ;;
+    esac
     compare "$name" "$W/$name.fw" "$HOST_DIR/$name.out"
 done
 
@@ -217,5 +250,25 @@ else
 fi
 fw_section "$CONSOLE" usage | sed 's/qcowboot\.efi/qcowboot/g' >"$W/usage.fw"
 compare usage "$W/usage.fw" "$HOST_DIR/usage.out"
+
+# Redirected output: the file the shell wrote holds exactly the host's text
+# (with CRLF line ends, as everything on the console).
+if mcopy -n -i "$STICK" ::redirect.txt "$W/redirect.ucs2" 2>/dev/null &&
+    iconv -f UTF-16 -t UTF-8 "$W/redirect.ucs2" | tr -d '\r' >"$W/redirect.fw"; then
+    compare redirect "$W/redirect.fw" "$HOST_DIR/redirect.out"
+else
+    fail "redirect" "no redirect.txt on the stick"
+fi
+
+# Started by the boot manager as \EFI\BOOT\BOOTX64.EFI, before the shell:
+# no command line, so the usage, then an error status back to the manager.
+awk '/^BdsDxe: starting Boot0001 /{on = 1; next} /^BdsDxe: failed to start Boot0001 /{exit} on' \
+    "$CONSOLE" | sed 's/qcowboot\.efi/qcowboot/g' >"$W/no-shell.fw"
+if grep -q '^BdsDxe: failed to start Boot0001 ' "$CONSOLE" &&
+    diff -u "$HOST_DIR/usage.out" "$W/no-shell.fw" >"$W/no-shell.diff"; then
+    pass "no shell: started by the boot manager, prints the usage and returns an error"
+else
+    fail "no shell" "$(head -c 600 "$W/no-shell.diff")"
+fi
 
 finish
