@@ -9,10 +9,10 @@ SHELL := /bin/bash
 include mk/config.mk
 include mk/deps.mk
 include mk/host.mk
--include mk/efi.mk
+include mk/efi.mk
+include mk/fuzz.mk
+include mk/bench.mk
 include mk/tests.mk
--include mk/fuzz.mk
--include mk/bench.mk
 
 all: $(HOST_CLI) $(EFI_APP)
 

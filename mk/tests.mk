@@ -1,18 +1,23 @@
 # Test targets. Every suite is a script that ends with `N passed, N failed`;
 # tests/run-all.sh runs them in order and sums the counts.
 
-TEST_SUITES := tests/unit/run.sh tests/conformance/run.sh tests/bad/run.sh tests/firmware/run.sh
+TEST_SUITES := tests/unit/run.sh tests/conformance/run.sh tests/bad/run.sh $(FUZZ_SMOKE_SUITE) \
+               tests/firmware/run.sh
 
-test: $(DEPS_STAMP) all $(HOST_SAN_CLI) $(UNIT_TEST_BIN) $(LIBC_MINI_TEST_BIN)
+test: $(DEPS_STAMP) all $(HOST_SAN_CLI) $(UNIT_TEST_BIN) $(LIBC_MINI_TEST_BIN) $(FUZZ_BIN) \
+      $(FUZZ_SEEDS)/.done
 	bash tests/run-all.sh $(TEST_SUITES)
 
 test-unit: $(UNIT_TEST_BIN) $(LIBC_MINI_TEST_BIN)
 	bash tests/run-all.sh tests/unit/run.sh
-test-conformance: $(HOST_CLI)
+test-conformance: $(HOST_SAN_CLI)
 	bash tests/run-all.sh tests/conformance/run.sh
-test-bad: $(HOST_CLI)
+test-bad: $(HOST_SAN_CLI)
 	bash tests/run-all.sh tests/bad/run.sh
-test-firmware: all
+test-firmware: all $(HOST_SAN_CLI)
 	bash tests/run-all.sh tests/firmware/run.sh
+
+# The suites run the sanitized CLI.
+export QB := $(abspath $(HOST_SAN_CLI))
 
 .PHONY: test test-unit test-conformance test-bad test-firmware
