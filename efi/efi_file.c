@@ -4,7 +4,7 @@
  * Reads and writes go in pieces of at most 1 MiB: some firmware breaks on
  * large transfers. The size is read with GetInfo at open and then tracked
  * here, because the protocol refuses reads that start past the end of the
- * file, while the engine expects zeros there.
+ * file, while the engine expects zeros there (and a hole, for extent).
  */
 #include <string.h>
 #include "qb_efi.h"
@@ -163,6 +163,18 @@ static int file_get_size(qb_backend *b, uint64_t *size, qb_err *err)
     return QB_OK;
 }
 
+/* FAT and the other firmware file systems have no holes: everything up to
+ * the end of the file is data, and what lies past it reads as zeros. */
+static int file_extent(qb_backend *b, uint64_t off, uint64_t len, bool *hole,
+                       uint64_t *n, qb_err *err)
+{
+    efi_file *f = file_of(b);
+
+    *hole = off >= f->size;
+    *n = *hole || len <= f->size - off ? len : f->size - off;
+    return QB_OK;
+}
+
 static int file_allocated(qb_backend *b, uint64_t *bytes, qb_err *err)
 {
     efi_file *f = file_of(b);
@@ -189,7 +201,7 @@ static const qb_backend_class file_class = {
     .flush = file_flush,
     .get_size = file_get_size,
     .set_size = file_set_size,
-    .extent = NULL,
+    .extent = file_extent,
     .allocated = file_allocated,
     .close = file_close,
 };
