@@ -33,6 +33,9 @@ if [ ! -x "$QB" ]; then
     fail "build" "$QB is missing (make build/host/qcowboot)"
     finish; exit 1
 fi
+if ! grep -qa -e __asan_init -e __ubsan_handle "$QB"; then
+    echo "note: $QB is not built with ASan/UBSan; sanitizer checks see nothing"
+fi
 
 # ---------------------------------------------------------------------------
 # Running the tools
@@ -420,6 +423,14 @@ begin
 step $n qemu-img convert -O qcow2 src2.raw $n.qcow2
 step $n "${TOOL[@]}" edit-corrupt $n.qcow2
 ready && conform $n $n.qcow2
+
+# --- raw image whose size is not a multiple of 512 ------------------------------
+# qemu rounds a raw file's size up to whole sectors (the tail reads as zeros).
+n=raw-odd-size
+head -c 1000000 src.raw >$n.raw
+t_convert "convert $n" $n.raw
+t_map "map $n" $n.raw
+t_info "info $n" $n.raw
 
 # --- things a reader must ignore -----------------------------------------------------------------
 n=unknown-ext-compat
