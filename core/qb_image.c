@@ -61,7 +61,7 @@ static int open_layer(qb_image **out, const chain_ctx *cc, const qb_image *paren
 static int open_backing(qb_image *img, const chain_ctx *cc, qb_err *err)
 {
     const qcow2 *q = &img->q;
-    if (!q->backing_file[0] || cc->opts->no_backing || cc->opts->snapshot)
+    if (!q->backing_file[0] || cc->opts->no_backing)
         return QB_OK;
     if (img->depth + 1 >= cc->max)
         return qb_err_set(err, QB_ELOOP, "%s: backing chain is deeper than %u images",
