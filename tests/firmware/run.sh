@@ -143,7 +143,7 @@ done
 fw_nsh_line "$NSH" 'cd vm'
 fw_nsh_case "$NSH" cwd-info "fs0:\\qcowboot.efi info --backing-chain top.qcow2"
 fw_nsh_line "$NSH" 'cd \'
-# Error paths: a missing file, an unknown command, no command at all.
+# Error paths: a missing image, a missing backing file, no command at all.
 fw_nsh_case "$NSH" missing 'qcowboot.efi info fs0:\nope.qcow2'
 fw_nsh_case "$NSH" missing-backing 'qcowboot.efi info --backing-chain broken.qcow2'
 fw_nsh_case "$NSH" usage 'qcowboot.efi'
@@ -186,8 +186,8 @@ rc=$?
 end=$(date +%s.%N)
 CONSOLE=$W/console.txt
 fw_console "$LOG" >"$CONSOLE"
-printf 'boot: %s, %.1f s (QEMU exit %d)\n' "$(bash "$QB_ROOT/tools/kvm-probe.sh")" \
-    "$(echo "$end - $start" | bc)" "$rc"
+awk -v a="$(bash "$QB_ROOT/tools/kvm-probe.sh")" -v s="$start" -v e="$end" -v rc="$rc" \
+    'BEGIN { printf "boot: %s, %.1f s (QEMU exit %d)\n", a, e - s, rc }'
 if [ "$rc" -eq 0 ] && grep -q '^=== END usage ' "$CONSOLE"; then
     pass "boot: the shell ran every section and powered off"
 else
