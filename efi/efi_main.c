@@ -15,8 +15,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 EFI_HANDLE qb_efi_image;
 
 /* Exit status 0 is success; any other status n is returned as the
- * OEM-defined error EFIERR_OEM(n), so %lasterror% still tells the exact
- * exit status (0xC000000000000001 for 1). */
+ * OEM-defined error EFIERR_OEM(n): no standard EFI_STATUS claims a meaning
+ * it does not have, and EDK2's shell, which keeps only the low bits, shows
+ * the exit status itself in %lasterror% (0x1 for 1). */
 static EFI_STATUS exit_status(int status)
 {
     return status == 0 ? EFI_SUCCESS : (EFI_STATUS)EFIERR_OEM((UINT64)(unsigned)status);
