@@ -1,6 +1,6 @@
 /*
  * Memory from the boot-services pool: the engine's qb_alloc, and the
- * malloc/calloc/free/abort that zstd and BearSSL call in firmware
+ * malloc/calloc/free/abort that zstd, BearSSL and libdeflate call in firmware
  * (declared by libc-mini's stdlib.h).
  *
  * The pool only promises 8-byte alignment; blocks here are 16-byte aligned

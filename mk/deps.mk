@@ -1,4 +1,5 @@
-# Third-party libraries (zlib, zstd's decompressor, BearSSL) and libc-mini.
+# Third-party libraries (zlib, zstd's decompressor, BearSSL, libdeflate's
+# decompressor) and libc-mini.
 #
 # tools/fetch-sources.sh fetches the pinned Debian source packages and
 # unpacks them into build/deps/src/; each library is then compiled twice
@@ -9,9 +10,11 @@
 # code including zlib.h or zstd.h must be compiled with $(DEPS_DEFS) too
 # (zlib.h's declarations differ without Z_SOLO).
 #
-# Exported: ZLIB_INC ZSTD_INC BEARSSL_INC (directories to pass with -I or
-# -isystem), DEPS_EFI_LIBS, DEPS_HOST_LIBS, LIBC_MINI_SRCS, LIBC_MINI_HDRS,
-# LIBC_MINI_TEST_BIN, CHECK_SYMBOLS, the phony target `deps`.
+# Exported: ZLIB_INC ZSTD_INC BEARSSL_INC LIBDEFLATE_INC (directories to
+# pass with -I or -isystem), DEPS_EFI_LIBS, DEPS_HOST_LIBS, LIBC_MINI_SRCS,
+# LIBC_MINI_HDRS, LIBC_MINI_TEST_BIN, CHECK_SYMBOLS, the phony target `deps`.
+# Also LIBDEFLATE_NAMES, ZLIB_NAMES, ZSTD_NAMES and DEPS_LIBCFLAGS_* for
+# builds that compile the libraries again (mk/fuzz.mk).
 #
 # Third-party code is compiled with the compiler's default warnings and
 # never with -Werror. `make V=1` shows the full commands.
@@ -24,10 +27,12 @@ DEPS_FETCHED := $(DEPS_SRC)/.fetched
 ZLIB_DIR := $(DEPS_SRC)/zlib
 ZSTD_DIR := $(DEPS_SRC)/zstd/lib
 BEARSSL_DIR := $(DEPS_SRC)/bearssl
+LIBDEFLATE_DIR := $(DEPS_SRC)/libdeflate
 
 ZLIB_INC := $(ZLIB_DIR)
 ZSTD_INC := $(ZSTD_DIR)
 BEARSSL_INC := $(BEARSSL_DIR)/inc
+LIBDEFLATE_INC := $(LIBDEFLATE_DIR)
 
 CHECK_SYMBOLS := tools/check-symbols.sh
 
@@ -44,6 +49,10 @@ ZSTD_NAMES := common/debug common/entropy_common common/error_private common/fse
         common/xxhash common/zstd_common \
         decompress/huf_decompress decompress/zstd_ddict decompress/zstd_decompress \
         decompress/zstd_decompress_block
+
+# libdeflate: the DEFLATE decompressor only (no compressor, no zlib/gzip
+# wrappers, no checksums); cpu_features picks the BMI2 variant at run time.
+LIBDEFLATE_NAMES := lib/deflate_decompress lib/utils lib/x86/cpu_features
 
 # BearSSL: all of src/ (what is unused is left out by the linker). The list
 # is checked against the unpacked tree when the sources are fetched.
@@ -119,11 +128,22 @@ DEPS_CFLAGS_host := -O2 -fPIC $(DEPS_DEFS)
 DEPS_LIBCFLAGS_zlib := -I$(ZLIB_DIR)
 DEPS_LIBCFLAGS_zstd := $(ZSTD_DEFS) -I$(ZSTD_DIR) -I$(ZSTD_DIR)/common
 DEPS_LIBCFLAGS_bearssl := $(BEARSSL_DEFS) -I$(BEARSSL_DIR)/inc -I$(BEARSSL_DIR)/src
+DEPS_LIBCFLAGS_libdeflate := -I$(LIBDEFLATE_DIR)
+
+# libdeflate in firmware: with FREESTANDING its memcpy/memset calls become
+# __builtin_* (plain calls are not inlined under -ffreestanding, and its
+# unaligned loads are memcpy). utils.c is left without it: there
+# FREESTANDING would make the default allocator NULL and add weak copies of
+# the mem* functions; built normally it takes malloc/free from libc-mini's
+# stdlib.h (the EFI front end defines them) and nothing else.
+$(patsubst %,$(DEPS_DIR)/efi/obj/libdeflate/%.o,$(filter-out lib/utils,$(LIBDEFLATE_NAMES))): \
+        DEPS_LIBCFLAGS_libdeflate += -DFREESTANDING
 
 # Source directory of each library's objects.
 DEPS_SRCDIR_zlib := $(ZLIB_DIR)
 DEPS_SRCDIR_zstd := $(ZSTD_DIR)
 DEPS_SRCDIR_bearssl := $(BEARSSL_DIR)/src
+DEPS_SRCDIR_libdeflate := $(LIBDEFLATE_DIR)
 
 # Firmware objects also depend on libc-mini's headers.
 DEPS_EXTRA_PREREQS_efi := $(LIBC_MINI_HDRS)
@@ -142,12 +162,16 @@ endif
 DEPS_OBJS_zlib_efi := $(ZLIB_NAMES:%=$(DEPS_DIR)/efi/obj/zlib/%.o)
 DEPS_OBJS_zstd_efi := $(ZSTD_NAMES:%=$(DEPS_DIR)/efi/obj/zstd/%.o)
 DEPS_OBJS_bearssl_efi := $(BEARSSL_NAMES:%=$(DEPS_DIR)/efi/obj/bearssl/%.o)
+DEPS_OBJS_libdeflate_efi := $(LIBDEFLATE_NAMES:%=$(DEPS_DIR)/efi/obj/libdeflate/%.o)
 DEPS_OBJS_zlib_host := $(ZLIB_NAMES:%=$(DEPS_DIR)/host/obj/zlib/%.o)
 DEPS_OBJS_zstd_host := $(ZSTD_NAMES:%=$(DEPS_DIR)/host/obj/zstd/%.o)
 DEPS_OBJS_bearssl_host := $(BEARSSL_NAMES:%=$(DEPS_DIR)/host/obj/bearssl/%.o)
+DEPS_OBJS_libdeflate_host := $(LIBDEFLATE_NAMES:%=$(DEPS_DIR)/host/obj/libdeflate/%.o)
 
-DEPS_EFI_LIBS := $(DEPS_DIR)/efi/libz.a $(DEPS_DIR)/efi/libzstd.a $(DEPS_DIR)/efi/libbearssl.a
-DEPS_HOST_LIBS := $(DEPS_DIR)/host/libz.a $(DEPS_DIR)/host/libzstd.a $(DEPS_DIR)/host/libbearssl.a
+DEPS_EFI_LIBS := $(DEPS_DIR)/efi/libz.a $(DEPS_DIR)/efi/libzstd.a $(DEPS_DIR)/efi/libbearssl.a \
+        $(DEPS_DIR)/efi/libdeflate.a
+DEPS_HOST_LIBS := $(DEPS_DIR)/host/libz.a $(DEPS_DIR)/host/libzstd.a $(DEPS_DIR)/host/libbearssl.a \
+        $(DEPS_DIR)/host/libdeflate.a
 
 # Undefined symbols the firmware archives may have: libc-mini's string
 # functions and the front end's allocator. Checked on every archive build.
@@ -162,7 +186,7 @@ $(DEPS_DIR)/$(1)/obj/$(2)/%.o: $$(DEPS_FETCHED) $$(DEPS_EXTRA_PREREQS_$(1)) | $$
 	$$(DEPS_SAY) CC "$$@"
 	$$(DEPS_Q)$$(CC) $$(DEPS_CFLAGS_$(1)) $$(DEPS_LIBCFLAGS_$(2)) -c $$(DEPS_SRCDIR_$(2))/$$*.c -o $$@
 endef
-$(foreach f,efi host,$(foreach l,zlib zstd bearssl,$(eval $(call DEPS_COMPILE_RULE,$(f),$(l)))))
+$(foreach f,efi host,$(foreach l,zlib zstd bearssl libdeflate,$(eval $(call DEPS_COMPILE_RULE,$(f),$(l)))))
 
 # $(1) = flavour, $(2) = library, $(3) = archive name
 define DEPS_ARCHIVE_RULE
@@ -175,6 +199,7 @@ endef
 $(foreach f,efi host,$(eval $(call DEPS_ARCHIVE_RULE,$(f),zlib,libz.a)))
 $(foreach f,efi host,$(eval $(call DEPS_ARCHIVE_RULE,$(f),zstd,libzstd.a)))
 $(foreach f,efi host,$(eval $(call DEPS_ARCHIVE_RULE,$(f),bearssl,libbearssl.a)))
+$(foreach f,efi host,$(eval $(call DEPS_ARCHIVE_RULE,$(f),libdeflate,libdeflate.a)))
 
 # --- fetching ---
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Fetches the Debian source packages of the third-party libraries, checks
 # them against the SHA-256 sums pinned in tools/sources.sha256 and unpacks
-# them into build/deps/src/{zlib,zstd,bearssl}.
+# them into build/deps/src/{zlib,zstd,bearssl,libdeflate}.
 #
 # The system's apt configuration is left alone: a private deb-src sources
 # file is derived from the machine's own Debian archive entry, and apt runs
@@ -26,6 +26,7 @@ PACKAGES=(
     "zlib 1:1.2.13.dfsg-1 zlib"     # the source version carries an epoch
     "libzstd 1.5.4+dfsg2-5 zstd"
     "bearssl 0.6+dfsg.1-3 bearssl"
+    "libdeflate 1.14-1 libdeflate"
 )
 SUITE=bookworm
 # The apt configuration directory whose sources are read (never written).

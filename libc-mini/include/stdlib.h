@@ -1,5 +1,6 @@
-/* Only what zstd and BearSSL reference. In firmware, malloc and friends
- * are provided by the EFI front end over the boot-services pool. */
+/* Only what zstd, BearSSL and libdeflate reference. In firmware, malloc
+ * and friends are provided by the EFI front end over the boot-services
+ * pool. */
 #ifndef QB_LIBC_MINI_STDLIB_H
 #define QB_LIBC_MINI_STDLIB_H
 

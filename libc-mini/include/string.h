@@ -1,6 +1,6 @@
 /* The string functions the engine and the freestanding third-party code
- * (zlib, zstd, BearSSL) call. In firmware they come from libc-mini's
- * string.c; on the host from the C library. */
+ * (zlib, zstd, BearSSL, libdeflate) call. In firmware they come from
+ * libc-mini's string.c; on the host from the C library. */
 #ifndef QB_LIBC_MINI_STRING_H
 #define QB_LIBC_MINI_STRING_H
 
