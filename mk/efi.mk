@@ -1,5 +1,5 @@
 # The UEFI application: core/ + libc-mini + efi/ (+ the firmware builds of
-# zlib, zstd and BearSSL from mk/deps.mk) linked with GNU-EFI into
+# zlib, zstd, BearSSL and libdeflate from mk/deps.mk) linked with GNU-EFI into
 # build/efi/qcowboot.efi, a PE32+ x86_64 EFI application for the UEFI shell.
 #
 # The link fails when
@@ -46,7 +46,7 @@ EFI_FRONT_OBJS := $(patsubst %.c,$(EFI_OBJDIR)/%.o,$(EFI_SRCS))
 
 # The engine sees only libc-mini's headers (CORE_INC) and the libraries'.
 EFI_ENGINE_CFLAGS := $(EFI_ARCH_CFLAGS) $(WARN) $(CORE_INC) -I$(ZLIB_INC) -I$(ZSTD_INC) \
-        $(if $(BEARSSL_INC),-I$(BEARSSL_INC)) $(DEPS_DEFS)
+        -I$(LIBDEFLATE_INC) $(if $(BEARSSL_INC),-I$(BEARSSL_INC)) $(DEPS_DEFS)
 # The front end also sees gnu-efi's headers (as system headers: they are
 # not warning-clean) and takes va_list from the compiler's stdarg.h.
 EFI_FRONT_CFLAGS := $(EFI_ARCH_CFLAGS) $(WARN) $(CORE_INC) -Iefi \

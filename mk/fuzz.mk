@@ -9,9 +9,10 @@
 #   make fuzz-seeds    (re)generate the seed corpus with qemu-img/qemu-io
 #
 # The target is tests/fuzz/fuzz_image.c; see its header for the input layout.
-# core/ is compiled with coverage and sanitizers; zlib and zstd are compiled
-# again from the same pinned sources with ASan (no coverage), so that a wrong
-# buffer length handed to inflate or ZSTD_decompress shows up too.
+# core/ is compiled with coverage and sanitizers; zlib, zstd and libdeflate
+# are compiled again from the same pinned sources with ASan (no coverage), so
+# that a wrong buffer length handed to inflate, libdeflate or ZSTD_decompress
+# shows up too.
 #
 # Exported: FUZZ_BIN, FUZZ_SMOKE_SUITE (a suite script for tests/run-all.sh).
 
@@ -33,13 +34,14 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 # Warnings stay on for the harness; core/ is not built with -Werror here, so
 # that a clang-only warning in someone else's file cannot stop the fuzzer.
 FUZZ_CORE_FLAGS := -nostdinc -isystem libc-mini/include -isystem $(FUZZ_CLANG_INC) -Icore \
-        -I$(ZLIB_INC) -I$(ZSTD_INC) $(DEPS_DEFS) -std=c11 -g -O1 \
+        -I$(ZLIB_INC) -I$(ZSTD_INC) -I$(LIBDEFLATE_INC) $(DEPS_DEFS) -std=c11 -g -O1 \
         -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_HARNESS_FLAGS := -Icore $(WARN) -std=gnu11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_DEPS_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer $(DEPS_DEFS)
 
 FUZZ_CORE_OBJS := $(patsubst core/%.c,$(FUZZ_DIR)/core/%.o,$(CORE_SRCS))
-FUZZ_DEPS_OBJS := $(ZLIB_NAMES:%=$(FUZZ_DIR)/deps/zlib/%.o) $(ZSTD_NAMES:%=$(FUZZ_DIR)/deps/zstd/%.o)
+FUZZ_DEPS_OBJS := $(ZLIB_NAMES:%=$(FUZZ_DIR)/deps/zlib/%.o) $(ZSTD_NAMES:%=$(FUZZ_DIR)/deps/zstd/%.o) \
+        $(LIBDEFLATE_NAMES:%=$(FUZZ_DIR)/deps/libdeflate/%.o)
 
 $(FUZZ_DIR)/core/%.o: core/%.c $(CORE_HDRS) $(DEPS_FETCHED) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -52,6 +54,10 @@ $(FUZZ_DIR)/deps/zlib/%.o: $(DEPS_FETCHED) | $(DEPS_STAMP)
 $(FUZZ_DIR)/deps/zstd/%.o: $(DEPS_FETCHED) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_DEPS_FLAGS) $(DEPS_LIBCFLAGS_zstd) -c $(ZSTD_DIR)/$*.c -o $@
+
+$(FUZZ_DIR)/deps/libdeflate/%.o: $(DEPS_FETCHED) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_DEPS_FLAGS) $(DEPS_LIBCFLAGS_libdeflate) -c $(LIBDEFLATE_DIR)/$*.c -o $@
 
 $(FUZZ_DIR)/fuzz_image.o: tests/fuzz/fuzz_image.c $(CORE_HDRS)
 	@mkdir -p $(@D)
