@@ -422,6 +422,68 @@ static void test_compressed_deflate(void)
     build_free(&b);
 }
 
+/* Raw deflate of `len` bytes into `out` (at most `cap`), ended by `flush`. */
+static size_t deflate_raw(const uint8_t *in, size_t len, uint8_t *out, size_t cap, int flush)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    z.zalloc = z_alloc_cb;
+    z.zfree = z_free_cb;
+    CHECK(deflateInit2(&z, 6, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) == Z_OK);
+    z.next_in = (uint8_t *)in;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    int zr = deflate(&z, flush);
+    CHECK(zr == (flush == Z_FINISH ? Z_STREAM_END : Z_OK) && z.avail_in == 0);
+    size_t n = cap - z.avail_out;
+    deflateEnd(&z);
+    return n;
+}
+
+/* Streams the fast decoder refuses and zlib decides (QEMU's semantics):
+ * one that fills the cluster but is never terminated (sync flush, no final
+ * block) is accepted; one that holds more than a cluster gives its first
+ * cluster; one that ends short of a full cluster is an error. */
+static void test_compressed_deflate_fallback(void)
+{
+    built_image b;
+    build_image(&b, 12, 4 << 12, 12, 0);   /* 4 KiB clusters */
+    uint8_t plain[8192];
+    uint32_t seed = 777;
+    for (int i = 0; i < 8192; i++) {
+        seed = seed * 1103515245u + 12345u;
+        plain[i] = (i / 512) % 2 ? (uint8_t)(seed >> 16) : (uint8_t)(i / 5);
+    }
+    uint8_t comp[3][16384];
+    size_t len[3];
+    len[0] = deflate_raw(plain, 4096, comp[0], sizeof(comp[0]), Z_SYNC_FLUSH);
+    len[1] = deflate_raw(plain, 8192, comp[1], sizeof(comp[1]), Z_FINISH);
+    len[2] = deflate_raw(plain, 2048, comp[2], sizeof(comp[2]), Z_FINISH);
+    /* Each stream ends on a sector boundary, so the descriptor's length is
+     * the stream's own: after a sync flush zlib would read whatever
+     * follows as the next block. */
+    for (unsigned k = 0; k < 3; k++) {
+        uint64_t end = (5 + 2 * k + 2) * b.cs;
+        CHECK(len[k] <= 2 * b.cs);
+        memcpy(b.data + end - len[k], comp[k], len[k]);
+        build_set_l2(&b, k, compressed_entry(&b, end - len[k], len[k]), 0);
+    }
+    test_alloc ta = plain_alloc();
+    qb_mem_backend mb;
+    qb_image *img;
+    qb_err err;
+    uint8_t buf[4096];
+    CHECK(open_mem(&b, &ta, &mb, &img, &err) == 0);
+    CHECK(qb_image_read(img, 0, buf, 4096, &err) == 0 && memcmp(buf, plain, 4096) == 0);
+    CHECK(qb_image_read(img, 4096, buf, 4096, &err) == 0 && memcmp(buf, plain, 4096) == 0);
+    CHECK(qb_image_read(img, 2 * 4096, buf, 16, &err) == QB_ECORRUPT);
+    CHECK(strstr(err.msg, "decompress") != NULL);
+    qb_image_close(img);
+    CHECK(ta.live == 0);
+    build_free(&b);
+}
+
 /* zstd frames made of raw blocks: two frames for one cluster, as a
  * compressor may emit. */
 static size_t zstd_raw_frame(uint8_t *out, const uint8_t *data, size_t len)
@@ -644,6 +706,7 @@ static const unit_test tests[] = {
     { "bad_l2_entries", test_bad_l2_entries },
     { "extended_l2", test_extended_l2 },
     { "compressed_deflate", test_compressed_deflate },
+    { "compressed_deflate_fallback", test_compressed_deflate_fallback },
     { "compressed_zstd", test_compressed_zstd },
     { "cache_eviction", test_cache_eviction },
     { "allocation_failures", test_allocation_failures },
