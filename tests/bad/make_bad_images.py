@@ -236,6 +236,13 @@ def make_cases():
     img = edit("b64k", "backing-name-2000", long_backing)
     case("backing-name-2000", img, r"backing", **ALL_REFUSE)
 
+    # The backing file name lies outside the header cluster.
+    def backing_past_cluster(i):
+        i.set_field("backing_file_offset", 2 * i.cluster_size)
+        i.set_field("backing_file_size", 8)
+    img = edit("b64k", "backing-offset-past-cluster", backing_past_cluster)
+    case("backing-offset-past-cluster", img, r"backing", **ALL_REFUSE)
+
     # --- header extensions and feature bits --------------------------------------------
     def ext_overrun(i):
         off = i.h["header_length"]
@@ -244,6 +251,15 @@ def make_cases():
         i.put32(off + 4, 0xFFFF0000)
     img = edit("b64k", "ext-length-overrun", ext_overrun)
     case("ext-length-overrun", img, r"extension", **ALL_REFUSE)
+
+    # An extension whose data runs one byte past the header cluster.
+    def ext_overrun_by_1(i):
+        off = i.h["header_length"]
+        exts = i.ext_list()
+        i.rewrite_extensions([(0x7A7A0003, b"12345678")] + exts)
+        i.put32(off + 4, i.cluster_size - (off + 8) + 1)
+    img = edit("b64k", "ext-length-overrun-by-1", ext_overrun_by_1)
+    case("ext-length-overrun-by-1", img, r"extension", **ALL_REFUSE)
 
     def unknown_incompat(i):
         # Drop qemu's feature name table: nothing names the bit.
@@ -316,6 +332,15 @@ def make_cases():
     img = edit("b64k", "l2-entry-at-refcount-table", l2_metadata)
     case("l2-entry-at-refcount-table", img, r"refcount|reference", info="same", map="same",
          check="corrupt", convert="same")
+
+    # Reserved bits 56-61 set in a data cluster's L2 entry: reading ignores
+    # them (both read the cluster); check reports them.
+    def l2_reserved(i):
+        e = data_entries(i)[0]
+        i.put64(e[1], e[2] | (0x3F << 56))
+    img = edit("b64k", "l2-entry-reserved-bits", l2_reserved)
+    case("l2-entry-reserved-bits", img, r"reserved", info="same", map="same", check="corrupt",
+         convert="same")
 
     # A data cluster offset that is not cluster aligned.
     def l2_data_unaligned(i):

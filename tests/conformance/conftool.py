@@ -13,6 +13,7 @@ comparisons of qcowboot's output with qemu-img's.
   conftool.py edit-unknown-autoclear IMG   unknown autoclear bit
   conftool.py edit-leak IMG                two leaked clusters
   conftool.py edit-corrupt IMG             a cluster referenced twice with refcount 1
+  conftool.py edit-snapshot-fields IMG     VM clock, VM state size, icount of snapshot 1
   conftool.py hdr IMG FIELD                print a header field
 
 Comparisons print the first difference and exit 1 when they disagree.
@@ -243,7 +244,7 @@ def sparse_cmp(a, b):
     fa, fb = os.open(a, os.O_RDONLY), os.open(b, os.O_RDONLY)
     ext = sorted(data_extents(fa, sa) + data_extents(fb, sb))
     total = sum(e - s for s, e in ext)
-    if total > (1 << 30):
+    if total > (64 << 20):
         die("data extents cover %d bytes: output is not sparse" % total)
     for s, e in ext:
         off = s
@@ -317,6 +318,21 @@ def edit_corrupt(path):
     img.save()
 
 
+def edit_snapshot_fields(path):
+    """Gives the first snapshot what qemu-img cannot make: a VM clock, a
+    VM state size (64-bit field in the extra data, and a different stale
+    32-bit one that readers must ignore) and an icount."""
+    img = qcow2img.Image(path)
+    off, ln, sn = img.snapshots()[0]
+    if sn["extra_size"] < 24:
+        die("snapshot extra data too short: %d" % sn["extra_size"])
+    img.put64(off + 24, 12345 * 10**9 + 678901234)   # vm_clock_nsec
+    img.put32(off + 32, 7)                           # 32-bit vm_state_size
+    img.put64(off + 40, 0x123456)                    # 64-bit vm_state_size
+    img.put64(off + 56, 987654)                      # icount
+    img.save()
+
+
 def hdr(path, field):
     print(qcow2img.Image(path).h[field])
 
@@ -338,6 +354,7 @@ def main():
         "edit-unknown-autoclear": edit_unknown_autoclear,
         "edit-leak": edit_leak,
         "edit-corrupt": edit_corrupt,
+        "edit-snapshot-fields": edit_snapshot_fields,
         "hdr": hdr,
     }.get(cmd)
     if fn is None:

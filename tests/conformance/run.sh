@@ -316,6 +316,32 @@ for compat in 1.1 0.10; do
         t_snaplist "snapshot-list $n" $n.qcow2
     fi
 done
+# Snapshot fields qemu-img leaves at zero (VM clock, VM state size, icount),
+# set by editing the snapshot table.
+n=snap-fields
+begin
+step $n qemu-img convert -O qcow2 src2.raw $n.qcow2
+step $n qemu-img snapshot -c withstate $n.qcow2
+step $n "${TOOL[@]}" edit-snapshot-fields $n.qcow2
+if ready; then
+    t_info "info $n" $n.qcow2
+    t_check "check $n" $n.qcow2
+    t_snaplist "snapshot-list $n" $n.qcow2
+    t_convert "convert $n -l withstate" $n.qcow2 snapshot.name=withstate withstate
+fi
+# A snapshot of an overlay: clusters unallocated in the snapshot read from
+# the backing file.
+n=snap-overlay
+begin
+step $n qemu-img convert -O qcow2 src2.raw $n-base.qcow2
+step $n qemu-img create -f qcow2 -b $n-base.qcow2 -F qcow2 $n.qcow2 $SIZE
+io $n $n.qcow2 "write -P 0x65 64k 64k" "write -z 1M 64k"
+step $n qemu-img snapshot -c s1 $n.qcow2
+io $n $n.qcow2 "write -P 0x66 0 1M" "write -P 0x67 3M 64k"
+if ready; then
+    conform $n $n.qcow2 --backing-chain
+    t_convert "convert $n -l s1" $n.qcow2 snapshot.name=s1 s1
+fi
 # A snapshot taken before the disk grew: qemu-img convert -l keeps the
 # current virtual size and reads zeros past the snapshot's L1 table.
 n=snap-resized
