@@ -93,6 +93,13 @@ fi
     qio -c 'write -P 0x77 0 1M' short.qcow2
     truncate -s 700000 short.qcow2
 
+    # A backing chain that loops back through "..": loop/a.qcow2 ->
+    # "sub/b.qcow2" -> "../a.qcow2". Canonical paths must catch it.
+    mkdir -p loop/sub
+    qemu-img create -q -f qcow2 loop/a.qcow2 16M
+    qemu-img create -q -f qcow2 -b ../a.qcow2 -F qcow2 loop/sub/b.qcow2
+    qemu-img rebase -q -u -b sub/b.qcow2 -F qcow2 loop/a.qcow2
+
     # Names outside ASCII: UCS-2 on the shell's command line, UTF-8 in the
     # engine and in the backing file name.
     qemu-img create -q -f qcow2 café.qcow2 16M
@@ -106,7 +113,8 @@ mkdir -p "$STICK_DIR/EFI/BOOT"
 cp "$FW_EFI_APP" "$STICK_DIR/EFI/BOOT/BOOTX64.EFI"
 
 # --- cases -------------------------------------------------------------------
-# name | arguments (both sides) | how to compare: same (byte-identical),
+# name | arguments (both sides) | how to compare: same (identical but for
+# the program name that starts error messages),
 # fsnorm (firmware "fs0:\x\y" names compared as "x/y") or ascii (the
 # console shows '?' for each character outside ASCII)
 CASES=(
@@ -131,6 +139,7 @@ CASES=(
     "map-json-short|map --json short.qcow2|same"
     "convert-short|convert -O raw short.qcow2 short.raw|same"
     "utf8-names|info --backing-chain över.qcow2|ascii"
+    "backing-loop|info --backing-chain loop/a.qcow2|same"
 )
 
 NSH=$STICK_DIR/startup.nsh
@@ -223,7 +232,8 @@ compare() {
 
 for c in "${CASES[@]}" "cwd-info||same"; do
     IFS='|' read -r name _ how <<<"$c"
-    fw_section "$CONSOLE" "$name" >"$W/$name.fw"
+    # Messages start with the program's name, which differs.
+    fw_section "$CONSOLE" "$name" | sed 's/^qcowboot\.efi: /qcowboot: /' >"$W/$name.fw"
     case $how in
     fsnorm) sed -i 's#[Ff][Ss]0:\\##g; s#\\#/#g' "$W/$name.fw" ;;
     ascii) fw_ascii <"$HOST_DIR/$name.out" >"$HOST_DIR/$name.ascii" &&
