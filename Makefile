@@ -17,7 +17,7 @@ include mk/tests.mk
 all: $(HOST_CLI) $(EFI_APP)
 
 clean:
-	rm -rf build/host build/efi build/tests build/fuzz
+	rm -rf build/host build/host-san build/efi build/tests build/fuzz build/demo
 
 distclean:
 	rm -rf build

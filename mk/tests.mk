@@ -4,7 +4,7 @@
 TEST_SUITES := tests/unit/run.sh tests/conformance/run.sh tests/bad/run.sh $(FUZZ_SMOKE_SUITE) \
                tests/firmware/run.sh
 
-test: $(DEPS_STAMP) all $(HOST_SAN_CLI) $(UNIT_TEST_BIN) $(LIBC_MINI_TEST_BIN) $(FUZZ_BIN) \
+test: $(DEPS_STAMP) all $(HOST_SAN_CLI) $(UNIT_TEST_BIN) $(LIBC_MINI_TEST_BIN) $(EFI_UNIT_BIN) $(FUZZ_BIN) \
       $(FUZZ_SEEDS)/.done
 	bash tests/run-all.sh $(TEST_SUITES)
 
@@ -14,7 +14,7 @@ test-conformance: $(HOST_SAN_CLI)
 	bash tests/run-all.sh tests/conformance/run.sh
 test-bad: $(HOST_SAN_CLI)
 	bash tests/run-all.sh tests/bad/run.sh
-test-firmware: all $(HOST_SAN_CLI)
+test-firmware: all $(HOST_SAN_CLI) $(EFI_UNIT_BIN)
 	bash tests/run-all.sh tests/firmware/run.sh
 
 # The suites run the sanitized CLI.
