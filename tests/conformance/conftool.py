@@ -14,6 +14,8 @@ comparisons of qcowboot's output with qemu-img's.
   conftool.py edit-leak IMG                two leaked clusters
   conftool.py edit-corrupt IMG             a cluster referenced twice with refcount 1
   conftool.py edit-snapshot-fields IMG     VM clock, VM state size, icount of snapshot 1
+  conftool.py edit-drop-backing-fmt IMG    no backing format extension
+  conftool.py edit-size IMG SIZE           set the virtual size field
   conftool.py hdr IMG FIELD                print a header field
 
 Comparisons print the first difference and exit 1 when they disagree.
@@ -333,6 +335,21 @@ def edit_snapshot_fields(path):
     img.save()
 
 
+def edit_drop_backing_fmt(path):
+    """Removes the backing file format extension (as in images made before
+    qemu recorded it): readers must probe the backing file's format."""
+    img = qcow2img.Image(path)
+    img.rewrite_extensions([(t, d) for t, d in img.ext_list()
+                            if t != qcow2img.EXT_BACKING_FMT])
+    img.save()
+
+
+def edit_size(path, size):
+    qcow2img_img = qcow2img.Image(path)
+    qcow2img_img.set_field("size", int(size))
+    qcow2img_img.save()
+
+
 def hdr(path, field):
     print(qcow2img.Image(path).h[field])
 
@@ -355,6 +372,8 @@ def main():
         "edit-leak": edit_leak,
         "edit-corrupt": edit_corrupt,
         "edit-snapshot-fields": edit_snapshot_fields,
+        "edit-drop-backing-fmt": edit_drop_backing_fmt,
+        "edit-size": edit_size,
         "hdr": hdr,
     }.get(cmd)
     if fn is None:

@@ -264,6 +264,21 @@ io $n chain/top/top.qcow2 "write -P 0x31 0 2k" "write -P 0x32 1100k 16k" "write 
     "discard 1040k 16k" "write -P 0x33 3M 64k" "write -P 0x34 4194304 6144"
 ready && conform $n chain/top/top.qcow2 --backing-chain
 
+# --- backing file without a recorded format; absolute backing file name -------
+n=backing-nofmt
+begin
+mkdir -p nofmt
+step $n qemu-img convert -O qcow2 -o cluster_size=16k src2.raw nofmt/base.qcow2
+step $n qemu-img create -f qcow2 -b base.qcow2 -F qcow2 nofmt/ov.qcow2 3M
+io $n nofmt/ov.qcow2 "write -P 0x35 100k 4k" "write -z 1M 64k"
+step $n "${TOOL[@]}" edit-drop-backing-fmt nofmt/ov.qcow2
+ready && conform $n nofmt/ov.qcow2 --backing-chain
+n=backing-abs
+begin
+step $n qemu-img create -f qcow2 -b "$T/src2.raw" -F raw $n.qcow2 3M
+io $n $n.qcow2 "write -P 0x36 1000k 4k"
+ready && conform $n $n.qcow2 --backing-chain
+
 # --- raw backing file (shorter than the overlay) --------------------------------
 # src2.raw is written in full (no holes): for a raw file qemu-img map asks the
 # host file system for holes, which qcow2 metadata cannot tell.
@@ -448,6 +463,14 @@ n=corrupt-refcount
 begin
 step $n qemu-img convert -O qcow2 src2.raw $n.qcow2
 step $n "${TOOL[@]}" edit-corrupt $n.qcow2
+ready && conform $n $n.qcow2
+
+# --- virtual size not a multiple of 512 -----------------------------------------
+# qemu counts the disk in whole sectors and drops a partial last one.
+n=size-not-sector-multiple
+begin
+step $n qemu-img convert -O qcow2 src2.raw $n.qcow2
+step $n "${TOOL[@]}" edit-size $n.qcow2 2000001
 ready && conform $n $n.qcow2
 
 # --- raw image whose size is not a multiple of 512 ------------------------------
