@@ -194,19 +194,22 @@ OUT=$SINK/out.raw
 ERR=$D/last.err
 
 now_us() { local t; t=$(date +%s%N); echo $((t / 1000)); }
-# timed CMD...: runs CMD (output files cleared first), prints microseconds.
+# timed CMD...: runs CMD (output file removed first); prints "WALL_US CPU_US"
+# (CPU = user + system time of CMD and its threads), or "-1 -1" on failure.
 timed() {
     rm -f "$OUT"
-    local s e
+    local s e u y
     s=$(now_us)
-    "$@" > /dev/null 2> "$ERR" || { echo "bench: failed: $* ($(head -c 300 "$ERR"))" >&2; echo -1; return; }
+    if ! /usr/bin/time -f '%U %S' -o "$D/cpu.out" "$@" > /dev/null 2> "$ERR"; then
+        echo "bench: failed: $* ($(head -c 300 "$ERR"))" >&2; echo "-1 -1"; return
+    fi
     e=$(now_us)
-    echo $((e - s))
+    read -r u y < "$D/cpu.out"
+    echo "$((e - s)) $(awk -v u="$u" -v y="$y" 'BEGIN { printf "%d", (u + y) * 1e6 }')"
 }
 run_qb() { "$QB" convert "$1" "$OUT"; }
-run_qemu() { qemu-img convert -O raw "$1" "$OUT"; }
-run_cat() { cat "$1" > "$OUT"; }
-min() { local m=$1 x; shift; for x; do [ "$x" -ge 0 ] && { [ "$m" -lt 0 ] || [ "$x" -lt "$m" ]; } && m=$x; done; echo $m; }
+# best "W C" "W C" ...: the pair with the smallest wall time.
+best() { printf '%s\n' "$@" | awk '$1 >= 0' | sort -n | head -n 1 | grep . || echo "-1 -1"; }
 
 files_of() {
     case $1 in
@@ -225,6 +228,7 @@ for n in "${IMAGES[@]}"; do
     # Warm the page cache so every tool reads from memory alike.
     cat $(files_of $n) "$raw" > /dev/null
     # Correctness first (untimed): qcowboot's output must equal the raw file.
+    rm -f "$OUT"
     run_qb $n.qcow2 2> "$ERR" || die "qcowboot convert $n failed: $(head -c 300 "$ERR")"
     if ! cmp -s "$OUT" "$raw"; then
         echo "bench: MISMATCH: qcowboot convert $n.qcow2 differs from $raw" >&2
@@ -232,33 +236,36 @@ for n in "${IMAGES[@]}"; do
     fi
     qb=() qe=() ct=()
     for i in $(seq 1 "$RUNS"); do
-        qb+=("$(timed run_qb $n.qcow2)")
-        qe+=("$(timed run_qemu $n.qcow2)")
-        ct+=("$(timed run_cat "$raw")")
+        qb+=("$(timed "$QB" convert $n.qcow2 "$OUT")")
+        qe+=("$(timed qemu-img convert -O raw $n.qcow2 "$OUT")")
+        ct+=("$(timed sh -c 'cat "$1" > "$2"' _ "$raw" "$OUT")")
     done
-    T_QB[$n]=$(min "${qb[@]}")
-    T_QEMU[$n]=$(min "${qe[@]}")
-    T_CAT[$n]=$(min "${ct[@]}")
-    echo "  $n: qcowboot ${qb[*]} us, qemu-img ${qe[*]} us, cat ${ct[*]} us" >&2
+    T_QB[$n]=$(best "${qb[@]}")
+    T_QEMU[$n]=$(best "${qe[@]}")
+    T_CAT[$n]=$(best "${ct[@]}")
+    echo "  $n (wall_us cpu_us): qcowboot ${qb[*]}; qemu-img ${qe[*]}; cat ${ct[*]}" >&2
 done
 rm -f "$OUT"
 
 echo
-printf '%-10s %10s %10s %7s %11s %11s %8s %10s %10s\n' image qcowboot_s qemu-img_s ratio \
-    qb_GiB/s qemu_GiB/s cat_s qb_%cat qemu_%cat
+printf '%-10s %10s %10s %6s %8s %8s %7s %7s %7s %7s %7s\n' image qcowboot_s qemu-img_s ratio \
+    qb_GiB/s qemu_GiB/s cat_s qb_%cat qemu_%cat qb_cpu qemu_cpu
 for n in "${IMAGES[@]}"; do
     [ -n "${T_QB[$n]:-}" ] || continue
-    awk -v n=$n -v a=${T_QB[$n]} -v b=${T_QEMU[$n]} -v c=${T_CAT[$n]} 'BEGIN {
-        if (a <= 0 || b <= 0 || c <= 0) { printf "%-10s (a run failed)\n", n; exit }
-        printf "%-10s %10.3f %10.3f %7.2f %11.2f %11.2f %8.3f %9.0f%% %9.0f%%\n", n, a/1e6, b/1e6,
-            b/a, 1/(a/1e6), 1/(b/1e6), c/1e6, 100*c/a, 100*c/b }'
+    awk -v n=$n -v a="${T_QB[$n]}" -v b="${T_QEMU[$n]}" -v c="${T_CAT[$n]}" 'BEGIN {
+        split(a, A, " "); split(b, B, " "); split(c, C, " ")
+        if (A[1] <= 0 || B[1] <= 0 || C[1] <= 0) { printf "%-10s (a run failed)\n", n; exit }
+        printf "%-10s %10.3f %10.3f %6.2f %8.2f %8.2f %7.3f %6.0f%% %6.0f%% %7.2f %7.2f\n", n,
+            A[1]/1e6, B[1]/1e6, B[1]/A[1], 1e6/A[1], 1e6/B[1], C[1]/1e6, 100*C[1]/A[1],
+            100*C[1]/B[1], A[2]/1e6, B[2]/1e6 }'
 done
 for n in "${IMAGES[@]}"; do
-    [ -n "${T_QB[$n]:-}" ] && [ "${T_QB[$n]}" -gt 0 ] && [ "${T_QEMU[$n]}" -gt 0 ] &&
-        echo "${T_QB[$n]} ${T_QEMU[$n]}"
-done | awk '{ s += log($2 / $1); k++ } END {
+    [ -n "${T_QB[$n]:-}" ] && echo "${T_QB[$n]} ${T_QEMU[$n]}"
+done | awk '$1 > 0 && $3 > 0 { s += log($3 / $1); k++ } END {
     if (k) printf "geometric mean of ratios (qemu-img / qcowboot): %.2f over %d images\n", exp(s / k), k }'
-echo "(1 GiB virtual each; GiB/s = virtual GiB per second; %cat = cat time / tool time)"
+echo "(1 GiB virtual each; times are the best of $RUNS by wall clock; GiB/s = virtual GiB per"
+echo " wall second; %cat = cat time / tool time (cat is a single-threaded copy, so tools that"
+echo " overlap reading and writing can beat it); *_cpu = user+system CPU seconds of that run)"
 
 # Peak memory on a 2 TiB sparse image, output to a sparse file on disk.
 echo
