@@ -33,31 +33,31 @@ FUZZ_SMOKE_SUITE := tests/fuzz/smoke.sh
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # Warnings stay on for the harness; core/ is not built with -Werror here, so
 # that a clang-only warning in someone else's file cannot stop the fuzzer.
-FUZZ_CORE_FLAGS := -nostdinc -isystem libc-mini/include -isystem $(FUZZ_CLANG_INC) -Icore \
-        -I$(ZLIB_INC) -I$(ZSTD_INC) -I$(LIBDEFLATE_INC) $(DEPS_DEFS) -std=c11 -g -O1 \
-        -fsanitize=fuzzer-no-link $(FUZZ_SAN)
+# HOST_DEPS_INC (mk/host.mk): the third-party include dirs and defines core/ needs.
+FUZZ_CORE_FLAGS = -nostdinc -isystem libc-mini/include -isystem $(FUZZ_CLANG_INC) -Icore \
+        $(HOST_DEPS_INC) -std=c11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_HARNESS_FLAGS := -Icore $(WARN) -std=gnu11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_DEPS_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer $(DEPS_DEFS)
 
+# Library name in mk/deps.mk -> its list of sources (without .c).
+FUZZ_LIB_NAMES_zlib = $(ZLIB_NAMES)
+FUZZ_LIB_NAMES_zstd = $(ZSTD_NAMES)
+FUZZ_LIB_NAMES_libdeflate = $(LIBDEFLATE_NAMES)
+FUZZ_LIBS := $(foreach l,zlib zstd libdeflate,$(if $(FUZZ_LIB_NAMES_$(l)),$(l)))
+
 FUZZ_CORE_OBJS := $(patsubst core/%.c,$(FUZZ_DIR)/core/%.o,$(CORE_SRCS))
-FUZZ_DEPS_OBJS := $(ZLIB_NAMES:%=$(FUZZ_DIR)/deps/zlib/%.o) $(ZSTD_NAMES:%=$(FUZZ_DIR)/deps/zstd/%.o) \
-        $(LIBDEFLATE_NAMES:%=$(FUZZ_DIR)/deps/libdeflate/%.o)
+FUZZ_DEPS_OBJS := $(foreach l,$(FUZZ_LIBS),$(FUZZ_LIB_NAMES_$(l):%=$(FUZZ_DIR)/deps/$(l)/%.o))
 
 $(FUZZ_DIR)/core/%.o: core/%.c $(CORE_HDRS) $(DEPS_FETCHED) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CORE_FLAGS) -c $< -o $@
 
-$(FUZZ_DIR)/deps/zlib/%.o: $(DEPS_FETCHED) | $(DEPS_STAMP)
-	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_DEPS_FLAGS) $(DEPS_LIBCFLAGS_zlib) -c $(ZLIB_DIR)/$*.c -o $@
-
-$(FUZZ_DIR)/deps/zstd/%.o: $(DEPS_FETCHED) | $(DEPS_STAMP)
-	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_DEPS_FLAGS) $(DEPS_LIBCFLAGS_zstd) -c $(ZSTD_DIR)/$*.c -o $@
-
-$(FUZZ_DIR)/deps/libdeflate/%.o: $(DEPS_FETCHED) | $(DEPS_STAMP)
-	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_DEPS_FLAGS) $(DEPS_LIBCFLAGS_libdeflate) -c $(LIBDEFLATE_DIR)/$*.c -o $@
+define FUZZ_DEP_RULE
+$(FUZZ_DIR)/deps/$(1)/%.o: $$(DEPS_FETCHED) | $$(DEPS_STAMP)
+	@mkdir -p $$(@D)
+	$$(FUZZ_CC) $$(FUZZ_DEPS_FLAGS) $$(DEPS_LIBCFLAGS_$(1)) -c $$(DEPS_SRCDIR_$(1))/$$*.c -o $$@
+endef
+$(foreach l,$(FUZZ_LIBS),$(eval $(call FUZZ_DEP_RULE,$(l))))
 
 $(FUZZ_DIR)/fuzz_image.o: tests/fuzz/fuzz_image.c $(CORE_HDRS)
 	@mkdir -p $(@D)
