@@ -134,6 +134,7 @@ CASES=(
     "snapshot-list|snapshot -l snap.qcow2|same"
     "info-snap|info snap.qcow2|same"
     "convert-zstd|convert -O raw zstd.qcow2 zstd.raw|same"
+    "convert-zlib|convert -O raw zlib.qcow2 zlib.raw|same"
     "convert-chain|convert -O raw vm/top.qcow2 chain.raw|same"
     "check-short|check short.qcow2|same"
     "map-json-short|map --json short.qcow2|same"
@@ -243,7 +244,7 @@ for c in "${CASES[@]}" "cwd-info||same"; do
 done
 
 # convert's output files must be the host's, byte for byte.
-for f in zstd chain short; do
+for f in zstd zlib chain short; do
     if mcopy -n -i "$STICK" "::$f.raw" "$W/fw-$f.raw" 2>/dev/null &&
         cmp -s "$W/fw-$f.raw" "$HOST_TREE/$f.raw"; then
         pass "convert-$f: output file identical"
