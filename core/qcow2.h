@@ -49,6 +49,9 @@
 #define QCOW2_L1E_OFFSET_MASK  0x00fffffffffffe00ull
 #define QCOW2_L2E_OFFSET_MASK  0x00fffffffffffe00ull
 #define QCOW2_REFT_OFFSET_MASK 0xfffffffffffffe00ull
+#define QCOW2_L1E_RESERVED     0x7f000000000001ffull
+#define QCOW2_L2E_STD_RESERVED 0x3f000000000001feull
+#define QCOW2_REFT_RESERVED    0x00000000000001ffull
 
 #define QCOW2_COMPRESSED_WINDOW (256u << 10)   /* read-ahead for compressed data */
 

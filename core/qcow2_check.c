@@ -71,6 +71,11 @@ static void check_l2(check_ctx *c, uint64_t l2_offset, bool stats)
         const uint8_t *e = c->l2 + (size_t)i * q->l2_entry_size;
         uint64_t entry = qb_be64(e);
         uint64_t bitmap = q->l2_entry_size == 16 ? qb_be64(e + 8) : 0;
+        if (!(entry & QCOW2_OFLAG_COMPRESSED) && (entry & QCOW2_L2E_STD_RESERVED)) {
+            qb_printf(c->msgs, "ERROR found l2 entry with reserved bits set: %llx\n",
+                      (unsigned long long)entry);
+            c->res->corruptions++;
+        }
         if (entry & QCOW2_OFLAG_COMPRESSED) {
             if (entry & QCOW2_OFLAG_COPIED) {
                 qb_printf(c->msgs,
@@ -152,7 +157,13 @@ static int check_l1(check_ctx *c, uint64_t l1_offset, uint32_t l1_size, bool sta
         return QB_OK;
     }
     for (uint32_t i = 0; i < l1_size; i++) {
-        uint64_t l2_offset = qb_be64(&l1[i]) & QCOW2_L1E_OFFSET_MASK;
+        uint64_t l1e = qb_be64(&l1[i]);
+        if (l1e & QCOW2_L1E_RESERVED) {
+            qb_printf(c->msgs, "ERROR found L1 entry with reserved bits set: %llx\n",
+                      (unsigned long long)l1e);
+            c->res->corruptions++;
+        }
+        uint64_t l2_offset = l1e & QCOW2_L1E_OFFSET_MASK;
         if (!l2_offset)
             continue;
         inc_refs(c, l2_offset, q->cluster_size);
@@ -242,6 +253,12 @@ static void check_refblocks(check_ctx *c)
 {
     qcow2 *q = c->q;
     for (uint64_t i = 0; i < q->reftable_entries; i++) {
+        if (q->reftable[i] & QCOW2_REFT_RESERVED) {
+            qb_printf(c->msgs, "ERROR refcount table entry %llu has reserved bits set\n",
+                      (unsigned long long)i);
+            c->res->corruptions++;
+            continue;
+        }
         uint64_t off = q->reftable[i] & QCOW2_REFT_OFFSET_MASK;
         uint64_t cluster = off >> q->h.cluster_bits;
         if (qcow2_offset_into_cluster(q, off)) {

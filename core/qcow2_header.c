@@ -504,7 +504,9 @@ int qcow2_open(qcow2 *q, const qb_open_opts *opts, qb_backend *file, const char 
     r = check_geometry(q, err);
     if (r)
         goto out;
-    q->size = q->h.size;
+    /* As QEMU: the disk is whole 512-byte sectors; a partial last sector
+     * named by the header is not part of it. */
+    q->size = q->h.size & ~511ull;
     q->l1_size = q->h.l1_size;
     q->l1_offset = q->h.l1_table_offset;
     r = qcow2_read_l1(q, q->l1_offset, q->l1_size, &q->l1, "L1 table (header field l1_table_offset)",

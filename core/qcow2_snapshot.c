@@ -157,6 +157,6 @@ int qcow2_load_snapshot(qcow2 *q, const qcow2_snapshot *sn, qb_err *err)
     q->l1 = l1;
     q->l1_size = sn->l1_size;
     q->l1_offset = sn->l1_offset;
-    q->size = sn->disk_size;
+    q->size = sn->disk_size & ~511ull;
     return QB_OK;
 }
