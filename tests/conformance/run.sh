@@ -368,7 +368,26 @@ step $n qemu-img resize $n.qcow2 $SIZE
 io $n $n.qcow2 "write -P 0x72 3M 64k"
 if ready; then
     conform $n $n.qcow2
-    t_convert "convert $n -l small" $n.qcow2 snapshot.name=small small
+    # A snapshot is opened with its own virtual size (2 MiB here). qemu-img
+    # only swaps the L1 table and keeps today's size, padding with zeros, so
+    # its output must be ours followed by nothing but zeros.
+    rm -f $O/q.raw $O/b.raw
+    qemu-img convert -l snapshot.name=small -O raw $n.qcow2 $O/q.raw 2>$O/qerr
+    qb $O/bout $O/berr convert -l small $n.qcow2 $O/b.raw; rc=$?
+    if qb_ok "convert $n -l small" $rc $O/berr; then
+        bsize=$(stat -c %s $O/b.raw 2>/dev/null || echo missing)
+        if [ $rc -ne 0 ]; then
+            fail "convert $n -l small" "exit $rc: $(errtail $O/berr)"
+        elif [ "$bsize" != 2097152 ]; then
+            fail "convert $n -l small" "output is $bsize bytes, not the snapshot's 2097152"
+        elif ! cmp -s -n 2097152 $O/q.raw $O/b.raw; then
+            fail "convert $n -l small" "first 2 MiB differ from qemu-img's"
+        elif ! tail -c +2097153 $O/q.raw | cmp -s - <(head -c $(( $(stat -c %s $O/q.raw) - 2097152 )) /dev/zero); then
+            fail "convert $n -l small" "qemu-img's output past the snapshot's size is not zeros"
+        else
+            pass "convert $n -l small"
+        fi
+    fi
 fi
 
 # --- preallocation ---------------------------------------------------------------------
