@@ -8,7 +8,7 @@
  * Started without arguments (or outside the shell) it runs the default
  * action, which prints the usage for now.
  */
-#include "qb_efi.h"
+#include "qb_boot.h"
 
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 
@@ -23,8 +23,14 @@ static EFI_STATUS exit_status(int status)
     return status == 0 ? EFI_SUCCESS : (EFI_STATUS)EFIERR_OEM((UINT64)(unsigned)status);
 }
 
-/* What a start without a command does. */
-static int run_default(const qb_env *e)
+/* Until the firmware-only commands and stick mode are linked in, these
+ * weak definitions stand for them: no such command, and the usage. */
+__attribute__((weak)) int qb_efi_command(const qb_env *e, int argc, char **argv)
+{
+    return -1;
+}
+
+__attribute__((weak)) int qb_efi_stick_main(const qb_env *e)
 {
     char *none[] = { NULL };
 
@@ -57,10 +63,13 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
         return st;
     }
     /* argv[0] is the program itself; the engine wants the command first. */
-    if (args.argc < 2)
-        status = run_default(&e);
-    else
-        status = qb_cmd_main(&e, args.argc - 1, args.argv + 1);
+    if (args.argc < 2) {
+        status = qb_efi_stick_main(&e);
+    } else {
+        status = qb_efi_command(&e, args.argc - 1, args.argv + 1);
+        if (status < 0)
+            status = qb_cmd_main(&e, args.argc - 1, args.argv + 1);
+    }
     qb_efi_args_free(&args);
     return exit_status(status);
 }
