@@ -205,6 +205,11 @@ qb_image *qb_image_backing(const qb_image *img)
     return img->backing;
 }
 
+uint64_t qb_image_cluster_size(const qb_image *img)
+{
+    return img->is_qcow2 ? img->q.cluster_size : 0;
+}
+
 /* Unallocated parts of a qcow2 layer read from its backing file, and as
  * zeros past the backing file's end or without one. */
 static int fill_from_backing(void *ctx, uint64_t off, void *buf, size_t len, qb_err *err)

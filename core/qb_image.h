@@ -41,6 +41,8 @@ uint64_t qb_image_size(const qb_image *img);
 const char *qb_image_filename(const qb_image *img);
 const char *qb_image_format(const qb_image *img);   /* "qcow2" or "raw" */
 qb_image *qb_image_backing(const qb_image *img);    /* NULL at the bottom */
+/* Bytes per cluster of this layer: 0 for raw. */
+uint64_t qb_image_cluster_size(const qb_image *img);
 
 /* Reads the virtual disk. off+len must lie within the virtual size. */
 int qb_image_read(qb_image *img, uint64_t off, void *buf, size_t len, qb_err *err);

@@ -270,6 +270,7 @@ static void test_read_kinds(void)
     qb_image *img;
     qb_err err;
     CHECK(open_mem(&b, &ta, &mb, &img, &err) == 0);
+    CHECK(qb_image_cluster_size(img) == 65536);
     uint8_t *buf = malloc(8 << 16);
     CHECK(qb_image_read(img, 0, buf, 8 << 16, &err) == 0);
     CHECK(buf[0] == 0xa1 && buf[65535] == 0xa1 && buf[65536] == 0xa2);
