@@ -18,7 +18,7 @@
 
 /* Resolves `name` (against the directory of `relative_to` when given) into
  * the canonical path `out` (QB_PATH_MAX bytes). */
-static int resolve(const char *relative_to, const char *name, char *out, qb_err *err)
+int qb_efi_resolve(const char *relative_to, const char *name, char *out, qb_err *err)
 {
     char base[QB_PATH_MAX], cwd[QB_PATH_MAX];
     const char *dir = NULL;
@@ -29,7 +29,7 @@ static int resolve(const char *relative_to, const char *name, char *out, qb_err 
         return qb_err_set(err, QB_EINVAL, "empty file name");
     if (relative_to) {
         /* The naming image may itself be named relative to the shell. */
-        if (resolve(NULL, relative_to, cwd, err) < 0)
+        if (qb_efi_resolve(NULL, relative_to, cwd, err) < 0)
             return err->code;
         if (qb_efi_path_dirname(cwd, base, sizeof base) < 0)
             return qb_err_set(err, QB_EINVAL, "%s: path too long", relative_to);
@@ -86,7 +86,7 @@ static int open_path(const char *path, UINT64 mode, EFI_FILE_HANDLE *fh, qb_err 
     size_t n = strlen(path) + 1;
 
     if (dl > 0) {
-        memcpy(dev, path, (size_t)dl);      /* resolve() checked the length */
+        memcpy(dev, path, (size_t)dl);      /* qb_efi_resolve() checked the length */
         dev[dl] = '\0';
     }
     file16 = qb_malloc(&qb_efi_alloc, n * sizeof(CHAR16));
@@ -116,7 +116,7 @@ static int opener_open(void *ctx, const char *relative_to, const char *name, boo
     EFI_FILE_HANDLE fh;
     UINT64 mode = EFI_FILE_MODE_READ | (writable ? EFI_FILE_MODE_WRITE : 0);
 
-    if (resolve(relative_to, name, path, err) < 0)
+    if (qb_efi_resolve(relative_to, name, path, err) < 0)
         return err->code;
     if (open_path(path, mode, &fh, err) < 0)
         return err->code;
@@ -132,7 +132,7 @@ static int opener_create(void *ctx, const char *name, qb_backend **out, qb_err *
     char path[QB_PATH_MAX];
     EFI_FILE_HANDLE fh;
 
-    if (resolve(NULL, name, path, err) < 0)
+    if (qb_efi_resolve(NULL, name, path, err) < 0)
         return err->code;
     if (open_path(path, EFI_FILE_MODE_CREATE | EFI_FILE_MODE_READ | EFI_FILE_MODE_WRITE,
                   &fh, err) < 0)

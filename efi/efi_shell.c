@@ -132,10 +132,9 @@ static int open_volume(EFI_HANDLE handle, const char *dev, EFI_FILE_HANDLE *root
     return QB_OK;
 }
 
-int qb_efi_volume_root(const char *dev, EFI_FILE_HANDLE *root, qb_err *err)
+int qb_efi_volume_handle(const char *dev, EFI_HANDLE *handle, qb_err *err)
 {
     EFI_DEVICE_PATH *dp;
-    EFI_HANDLE handle;
     EFI_STATUS st;
 
     if (!*dev) {
@@ -144,14 +143,24 @@ int qb_efi_volume_root(const char *dev, EFI_FILE_HANDLE *root, qb_err *err)
         st = BS->HandleProtocol(qb_efi_image, &LoadedImageProtocol, (void **)&li);
         if (st != EFI_SUCCESS)
             return qb_err_set(err, QB_EIO, "cannot find the boot device: %s", qb_efi_strstatus(st));
-        return open_volume(li->DeviceHandle, dev, root, err);
+        *handle = li->DeviceHandle;
+        return QB_OK;
     }
     if (!shell())
         return qb_err_set(err, QB_ENOENT, "%s: no such device (no UEFI shell)", dev);
     if (dev_path(dev, &dp, err) < 0)
         return err->code;
-    st = BS->LocateDevicePath(&FileSystemProtocol, &dp, &handle);
+    st = BS->LocateDevicePath(&FileSystemProtocol, &dp, handle);
     if (st != EFI_SUCCESS)
         return qb_err_set(err, QB_ENOENT, "%s: not a file system: %s", dev, qb_efi_strstatus(st));
+    return QB_OK;
+}
+
+int qb_efi_volume_root(const char *dev, EFI_FILE_HANDLE *root, qb_err *err)
+{
+    EFI_HANDLE handle;
+
+    if (qb_efi_volume_handle(dev, &handle, err) < 0)
+        return err->code;
     return open_volume(handle, dev, root, err);
 }

@@ -58,6 +58,9 @@ int qb_efi_shell_cwd(const char *dev, char *out, size_t size, qb_err *err);
 int qb_efi_shell_canon_dev(char *dev, size_t size, qb_err *err);
 /* Opens the root directory of the volume named `dev`. */
 int qb_efi_volume_root(const char *dev, EFI_FILE_HANDLE *root, qb_err *err);
+/* The handle carrying the file system of the volume named `dev` (its
+ * device path identifies the volume). */
+int qb_efi_volume_handle(const char *dev, EFI_HANDLE *handle, qb_err *err);
 
 /* efi_file.c: a backend over an open EFI_FILE_PROTOCOL handle (owned by
  * the backend from then on, closed on error too). `name` is used in error
@@ -70,5 +73,9 @@ int qb_efi_file_info(EFI_FILE_HANDLE fh, const char *name, EFI_FILE_INFO **info,
 
 /* efi_open.c: the engine's opener over the shell's file systems. */
 extern const qb_opener qb_efi_opener;
+/* Resolves `name` (against the directory of `relative_to` when given, else
+ * the shell's current directory) into the canonical path `out`
+ * (QB_PATH_MAX bytes), as the opener does, without opening anything. */
+int qb_efi_resolve(const char *relative_to, const char *name, char *out, qb_err *err);
 
 #endif
