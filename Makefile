@@ -12,6 +12,7 @@ include mk/host.mk
 include mk/efi.mk
 include mk/fuzz.mk
 include mk/bench.mk
+include mk/boot.mk
 include mk/tests.mk
 
 all: $(HOST_CLI) $(EFI_APP)

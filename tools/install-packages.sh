@@ -20,6 +20,7 @@ PACKAGES=(
     busybox-static     # minimal initramfs for boot tests
     cpio
     systemd-boot-efi   # EFI stub for boot tests
+    grub-efi-amd64-bin # standalone GRUB for a boot-test guest
     sbsigntool
     e2fsprogs
     xxd

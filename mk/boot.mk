@@ -1,0 +1,15 @@
+# Boot tests: real Linux guests (a Debian kernel and a busybox initramfs on
+# GPT and MBR disks, booted by a unified kernel image or by GRUB from ext4)
+# built under build/guests/ by tests/boot/make-guests.sh, which rebuilds
+# only when its inputs change.
+#
+#   make guests       builds the guests and their qcow2 variants
+#   make test-boot    boots them from a stick through qcowboot.efi
+
+guests: $(DEPS_STAMP)
+	bash tests/boot/make-guests.sh
+
+test-boot: all guests
+	bash tests/run-all.sh tests/boot/run.sh
+
+.PHONY: guests test-boot

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Builds the boot-test guests (see tests/boot/lib.sh) under build/guests/,
+# without root and from Debian packages only:
+#   - the kernel: vmlinuz from the linux-image-*-amd64 package that the
+#     linux-image-amd64 metapackage currently depends on (`apt-get download`,
+#     extracted with dpkg-deb, never installed);
+#   - the initramfs: busybox-static and an /init that prints the guest's
+#     marker (name from the kernel command line) and powers off;
+#   - a unified kernel image from systemd-boot-efi's stub, a standalone
+#     GRUB from grub-efi-amd64-bin, FAT (mtools) and ext4 (mke2fs -d) file
+#     systems, GPT (sgdisk) and MBR (sfdisk) labels, spliced with dd;
+#   - the qcow2 variants with qemu-img and qemu-io.
+# Nothing is rebuilt while the inputs (this directory's scripts, the kernel
+# package and the tools' package versions) are unchanged.
+#
+# Usage: tests/boot/make-guests.sh [--force]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+force=0
+[ "${1:-}" = --force ] && force=1
+
+export MTOOLS_SKIP_CHECK=1 LC_ALL=C.UTF-8
+G=$GUESTS_DIR
+mkdir -p "$G"
+exec 8>"$G.lock"
+flock 8
+
+say() { printf 'make-guests: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+# --- which kernel --------------------------------------------------------
+kernel_package() {
+    apt-cache depends linux-image-amd64 2>/dev/null |
+        awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+}
+kpkg=$(kernel_package || true)
+if [ -z "$kpkg" ] && [ ! -f "$G/kernel/package" ] && [ "$(id -u)" -eq 0 ]; then
+    apt-get update -q >/dev/null
+    kpkg=$(kernel_package || true)
+fi
+if [ -n "$kpkg" ]; then
+    kver=$(apt-cache policy "$kpkg" | awk '$1 == "Candidate:" { print $2; exit }')
+    kernel_id="$kpkg=$kver"
+elif [ -f "$G/kernel/package" ]; then
+    kernel_id=$(cat "$G/kernel/package")
+    say "package lists unavailable: keeping the kernel from $kernel_id"
+else
+    die "cannot resolve linux-image-amd64's kernel package (no package lists; run apt-get update)"
+fi
+
+pkgver() { dpkg-query -W -f='${Package}=${Version} ' "$@" 2>/dev/null || true; }
+key="kernel $kernel_id
+tools $(pkgver busybox-static systemd-boot-efi grub-efi-amd64-bin qemu-utils e2fsprogs dosfstools mtools gdisk fdisk cpio)
+scripts $(cat "$BOOT_ROOT/tests/boot/make-guests.sh" "$BOOT_ROOT/tests/boot/scramble.py" \
+          "$BOOT_ROOT/tests/boot/lib.sh" | sha256sum | cut -d' ' -f1)"
+if [ "$force" = 0 ] && [ -f "$G/.done" ] && [ "$(cat "$G/.done")" = "$key" ]; then
+    exit 0
+fi
+rm -f "$G/.done"
+t0=$(date +%s.%N)
+
+# --- kernel --------------------------------------------------------------
+if [ ! -f "$G/kernel/vmlinuz" ] || [ "$(cat "$G/kernel/package" 2>/dev/null)" != "$kernel_id" ]; then
+    say "downloading $kernel_id"
+    rm -rf "$G/kernel" "$G/dl"
+    mkdir -p "$G/dl" "$G/kernel"
+    # apt runs the download as _apt when it can write here; otherwise (as
+    # root) it warns and downloads unsandboxed: fine for a file we unpack.
+    (cd "$G/dl" && apt-get download -q "$kernel_id" 2>&1 | grep -v -i 'unsandboxed' >&2 || true)
+    deb=$(ls "$G"/dl/*.deb 2>/dev/null | head -n 1)
+    [ -n "$deb" ] || die "apt-get download $kernel_id failed"
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$G/dl" --wildcards './boot/vmlinuz-*'
+    mv "$G"/dl/boot/vmlinuz-* "$G/kernel/vmlinuz"
+    rm -rf "$G/dl"
+    printf '%s\n' "$kernel_id" >"$G/kernel/package"
+fi
+
+W=$G/work
+rm -rf "$W"
+mkdir -p "$W"
+
+# --- initramfs -----------------------------------------------------------
+bb=/bin/busybox
+[ -x "$bb" ] || die "no $bb (install busybox-static)"
+readelf -l "$bb" 2>/dev/null | grep -q 'INTERP' && die "$bb is not static (install busybox-static)"
+R=$W/initramfs
+mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev"
+cp "$bb" "$R/bin/busybox"
+for a in sh mount cat sed echo poweroff sleep; do ln -s busybox "$R/bin/$a"; done
+# The kernel starts /init without a console when the archive has no
+# /dev/console node (making one needs root): /init mounts devtmpfs first
+# and then takes the console from it.
+cat >"$R/init" <<'EOF'
+#!/bin/busybox sh
+export PATH=/bin
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+name=$(sed -n 's/.*qcowboot_guest=\([^ ]*\).*/\1/p' /proc/cmdline)
+echo "qcowboot test guest: /init running, kernel command line: $(cat /proc/cmdline)"
+echo "QCOWBOOT-GUEST-OK $name"
+poweroff -f
+EOF
+chmod 755 "$R/init"
+(cd "$R" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9n >"$G/initrd.img"
+
+cmdline() { printf 'console=ttyS0 panic=1 qcowboot_guest=%s' "$1"; }
+
+# --- unified kernel image --------------------------------------------------
+stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
+[ -f "$stub" ] || die "no $stub (install systemd-boot-efi)"
+# make_uki OUT NAME: stub + .osrel .cmdline .linux .initrd, each at the next
+# 4 KiB-aligned address after the previous section.
+make_uki() {
+    local out=$1 name=$2 d=$W/uki-$2
+    mkdir -p "$d"
+    printf 'NAME="qcowboot test guest"\nID=qcowboot-test\nPRETTY_NAME="qcowboot test guest %s"\n' \
+        "$name" >"$d/osrel"
+    cmdline "$name" >"$d/cmdline"
+    local next args=() sec file size
+    local idx sname ssize svma rest
+    next=0
+    while read -r idx sname ssize svma rest; do
+        [[ $idx =~ ^[0-9]+$ ]] || continue
+        (( 0x$ssize + 0x$svma > next )) && next=$(( 0x$ssize + 0x$svma ))
+    done < <(objdump -h "$stub")
+    for sec in osrel cmdline linux initrd; do
+        case $sec in
+        linux) file=$G/kernel/vmlinuz ;;
+        initrd) file=$G/initrd.img ;;
+        *) file=$d/$sec ;;
+        esac
+        next=$(( (next + 4095) / 4096 * 4096 ))
+        args+=(--add-section ".$sec=$file" --change-section-vma ".$sec=$(printf '0x%x' "$next")")
+        size=$(stat -c %s "$file")
+        next=$(( next + size ))
+    done
+    objcopy "${args[@]}" "$stub" "$out"
+}
+
+# --- disks ---------------------------------------------------------------
+MIB=1048576
+# fat_image IMG SIZE_MIB FATBITS LABEL: an empty FAT file system.
+fat_image() {
+    rm -f "$1"
+    mkfs.vfat -C -F "$3" -n "$4" "$1" $(( $2 * 1024 )) >/dev/null
+}
+# splice DISK PART START_MIB: writes a partition image into a disk.
+splice() {
+    dd if="$2" of="$1" bs=$MIB seek="$3" conv=notrunc status=none
+}
+# esp_with IMG SIZE_MIB FATBITS BOOTX64: an ESP holding \EFI\BOOT\BOOTX64.EFI.
+esp_with() {
+    fat_image "$1" "$2" "$3" ESP
+    mmd -i "$1" ::/EFI ::/EFI/BOOT
+    mcopy -i "$1" "$4" ::/EFI/BOOT/BOOTX64.EFI
+}
+
+say "building disks"
+# gpt-uki: 64 MiB, ESP (FAT32) at 1 MiB, 48 MiB long.
+make_uki "$W/gpt-uki.efi" gpt-uki
+esp_with "$W/gpt-uki.esp" 48 32 "$W/gpt-uki.efi"
+d=$W/gpt-uki.raw
+rm -f "$d"; truncate -s 64M "$d"
+sgdisk -n 1:2048:+48M -t 1:ef00 -c 1:"EFI system partition" "$d" >/dev/null
+splice "$d" "$W/gpt-uki.esp" 1
+
+# mbr-uki: 64 MiB, msdos label, one partition of type 0xEF (FAT16).
+make_uki "$W/mbr-uki.efi" mbr-uki
+esp_with "$W/mbr-uki.esp" 48 16 "$W/mbr-uki.efi"
+d=$W/mbr-uki.raw
+rm -f "$d"; truncate -s 64M "$d"
+printf 'label: dos\nstart=2048, size=%d, type=ef, bootable\n' $(( 48 * 2048 )) | sfdisk -q "$d"
+splice "$d" "$W/mbr-uki.esp" 1
+
+# gpt-grub: 64 MiB, ESP (FAT16, 16 MiB) with a standalone GRUB, ext4
+# (45 MiB at 17 MiB) holding the kernel and the initramfs; GRUB finds the
+# ext4 file system by UUID.
+ext_uuid=5b8d0c3e-7a61-4a55-9d1e-0c0bc0a7b001
+mkdir -p "$W/ext/boot"
+cp "$G/kernel/vmlinuz" "$W/ext/boot/vmlinuz"
+cp "$G/initrd.img" "$W/ext/boot/initrd.img"
+printf 'qcowboot test guest root\n' >"$W/ext/README"
+rm -f "$W/gpt-grub.ext4"
+mke2fs -q -F -t ext4 -L qbguest -U "$ext_uuid" -E root_owner=0:0 -d "$W/ext" "$W/gpt-grub.ext4" 45M >/dev/null
+cat >"$W/grub.cfg" <<EOF
+set timeout=0
+insmod part_gpt
+insmod ext2
+search --no-floppy --fs-uuid --set=root $ext_uuid
+echo "qcowboot test guest: GRUB loads the kernel from (\$root)"
+linux /boot/vmlinuz $(cmdline gpt-grub)
+initrd /boot/initrd.img
+boot
+EOF
+grub-mkstandalone -O x86_64-efi -o "$W/grubx64.efi" --locales= --fonts= --themes= \
+    --modules="part_gpt part_msdos ext2 fat search search_fs_uuid linux normal echo" \
+    "boot/grub/grub.cfg=$W/grub.cfg"
+esp_with "$W/gpt-grub.esp" 16 16 "$W/grubx64.efi"
+d=$W/gpt-grub.raw
+rm -f "$d"; truncate -s 64M "$d"
+sgdisk -n 1:2048:+16M -t 1:ef00 -c 1:"EFI system partition" \
+       -n 2:$(( 17 * 2048 )):+45M -t 2:8300 -c 2:"guest root" "$d" >/dev/null
+splice "$d" "$W/gpt-grub.esp" 1
+splice "$d" "$W/gpt-grub.ext4" 17
+
+# --- qcow2 variants ------------------------------------------------------
+say "converting to qcow2"
+# overlay_repair OUT BASE_NAME EXTRA_CREATE_OPTS RAW PAYLOADS...: OUT is an
+# overlay (backing file BASE_NAME, relative to OUT's directory) that repairs
+# the base, which the caller makes from $W/scrambled.raw.
+qcow2_of() { qemu-img convert -f raw -O qcow2 "$@"; }
+rm -rf "$G/stick"
+for name in "${BOOT_GUESTS[@]}"; do
+    raw=$W/$name.raw
+    payloads=("$W/$name.efi")
+    [ "$name" = gpt-grub ] && payloads=("$W/grubx64.efi" "$G/kernel/vmlinuz")
+    for v in "${BOOT_VARIANTS[@]}"; do
+        t=$(guest_tree "$name" "$v")
+        img=$t/$(guest_image_name "$name" "$v")
+        mkdir -p "$t"
+        case $v in
+        plain) qcow2_of "$raw" "$img" ;;
+        zlib) qcow2_of -c -o compression_type=zlib "$raw" "$img" ;;
+        zstd) qcow2_of -c -o compression_type=zstd "$raw" "$img" ;;
+        l2ext | overlay)
+            python3 "$BOOT_ROOT/tests/boot/scramble.py" "$raw" "$W/scrambled.raw" \
+                "$W/patches-$name" "${payloads[@]}" >"$W/patches-$name.txt"
+            if [ "$v" = l2ext ]; then
+                base=$(basename "$img" .qcow2).base
+                opts=(-o extended_l2=on)
+            else
+                base=base/$name.img
+                opts=()
+            fi
+            mkdir -p "$(dirname "$t/$base")"
+            qcow2_of "${opts[@]}" "$W/scrambled.raw" "$t/$base"
+            qemu-img create -q -f qcow2 "${opts[@]}" -b "$base" -F qcow2 "$img"
+            while read -r off len patch; do
+                qemu-io -f qcow2 -c "write -q -s $patch $off $len" "$img"
+            done <"$W/patches-$name.txt"
+            ;;
+        esac
+        qemu-img compare -q -f qcow2 -F raw "$img" "$raw" ||
+            die "$img does not read as $raw"
+    done
+    mv "$raw" "$(guest_raw "$name")"
+done
+
+rm -rf "$W"
+printf '%s\n' "$key" >"$G/.done"
+t1=$(date +%s.%N)
+say "guests built in $(boot_elapsed "$t0" "$t1") s under $G"
