@@ -5,6 +5,7 @@
 #
 #   make guests       builds the guests and their qcow2 variants
 #   make test-boot    boots them from a stick through qcowboot.efi
+#   make bench-boot   time to the guest's marker: raw disk vs via qcowboot
 
 guests: $(DEPS_STAMP)
 	bash tests/boot/make-guests.sh
@@ -12,4 +13,7 @@ guests: $(DEPS_STAMP)
 test-boot: all guests
 	bash tests/run-all.sh tests/boot/run.sh
 
-.PHONY: guests test-boot
+bench-boot: all guests
+	bash tests/boot/bench-boot.sh
+
+.PHONY: guests test-boot bench-boot
