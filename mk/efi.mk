@@ -112,6 +112,6 @@ $(EFI_UNIT_BIN): $(EFI_UNIT_SRCS) efi/efi_path.h efi/efi_utf.h
 # Boots OVMF from a stick holding qcowboot.efi and a sample image and
 # prints what `qcowboot.efi info` said on the serial console.
 demo: $(EFI_APP) | $(DEPS_STAMP)
-	bash tests/firmware/demo.sh
+	bash tests/boot/demo.sh
 
 .PHONY: efi demo
