@@ -11,6 +11,11 @@
 #   --key-after TEXT    send a key on the serial console once TEXT has appeared
 #                       (the UEFI shell's "seconds to skip" countdown only
 #                       listens after it printed it: a key sent earlier is lost)
+#   --send-after TEXT KEYS
+#                       send KEYS (printf %b escapes: "\r" Enter, "\e[B" down)
+#                       on the serial console once TEXT has appeared after
+#                       what the previous --send-after waited for
+#                       (repeatable; taken in order)
 #   --stop-on TEXT      stop QEMU as soon as TEXT appears on the console
 #                       (repeatable; e.g. "!!!! X64 Exception" for a crash,
 #                       after which the firmware would hang until the limit)
@@ -32,6 +37,7 @@ disks=()
 log=""
 limit=120
 key_after=""
+sends=()
 stop_on=()
 accel=""
 mem=512
@@ -50,6 +56,7 @@ while [ $# -gt 0 ]; do
     --log) log=$2; shift 2 ;;
     --timeout) limit=$2; shift 2 ;;
     --key-after) key_after=$2; shift 2 ;;
+    --send-after) sends+=("$2" "$3"); shift 3 ;;
     --stop-on) stop_on+=("$2"); shift 2 ;;
     --accel) accel=$2; shift 2 ;;
     --mem) mem=$2; shift 2 ;;
@@ -98,12 +105,25 @@ catpid=$!
 # Read-write, so opening never blocks even if QEMU failed to start.
 exec 3<>"$tmp/serial.in"
 
-# Watch the console: send the key once, stop on the first stop text.
+# Watch the console: send the key once, the --send-after keys in order
+# (each text looked for past the end of the previous one), stop on the
+# first stop text.
 stopped=0
+send_i=0
+send_from=0
 while kill -0 "$qpid" 2>/dev/null; do
     if [ -n "$key_after" ] && grep -a -q -F -- "$key_after" "$log"; then
         printf ' ' >&3
         key_after=""
+    fi
+    if [ "$send_i" -lt "${#sends[@]}" ]; then
+        t=${sends[$send_i]}
+        m=$(tail -c +"$((send_from + 1))" "$log" | grep -a -b -o -F -m 1 -- "$t" || true)
+        if [ -n "$m" ]; then
+            printf '%b' "${sends[$((send_i + 1))]}" >&3
+            send_from=$((send_from + ${m%%:*} + $(printf '%s' "$t" | wc -c)))
+            send_i=$((send_i + 2))
+        fi
     fi
     for t in "${stop_on[@]+"${stop_on[@]}"}"; do
         if grep -a -q -F -- "$t" "$log"; then
@@ -112,7 +132,7 @@ while kill -0 "$qpid" 2>/dev/null; do
             break 2
         fi
     done
-    [ -n "$key_after" ] && sleep 0.05 || sleep 0.2
+    [ -n "$key_after" ] || [ "$send_i" -lt "${#sends[@]}" ] && sleep 0.05 || sleep 0.2
 done
 
 rc=0
