@@ -3,16 +3,19 @@
 #   1. each guest's raw disk attached directly (no qcowboot): proves the
 #      guest itself boots;
 #   2. qcowboot.efi as the stick's \EFI\BOOT\BOOTX64.EFI with one image on
-#      the stick (unattended: it boots that image);
-#   3. `qcowboot.efi boot fs0:\IMAGE` from the UEFI shell's startup.nsh (the
-#      stick has no BOOTX64.EFI: the firmware falls through to the shell).
+#      the stick: without a config (mode "stick": it boots the only image
+#      after its countdown) and with a qcowboot.cfg saying `timeout = 0`
+#      (mode "unattended");
+#   3. `qcowboot.efi boot fs0:\IMAGE` from the UEFI shell's startup.nsh (mode
+#      "shell": the stick has no BOOTX64.EFI, the firmware falls through to
+#      the shell).
 # A boot passes when the guest's marker is on the serial console and QEMU
 # exited 0 by itself (the guest powered off) within the time limit.
 #
 # Under TCG a Linux guest boot costs ~10 s of CPU, so the matrix covers
 # every guest and every qcow2 variant without booting every combination.
 # QB_BOOT_CASES="mode:guest:variant ..." runs other cases (mode: raw,
-# unattended or shell; variant ignored for raw).
+# stick, unattended or shell; no variant for raw).
 set -uo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lib.sh"
@@ -35,10 +38,11 @@ flock 9
 
 CASES=${QB_BOOT_CASES:-"
     raw:gpt-uki raw:mbr-uki raw:gpt-grub
-    unattended:gpt-uki:plain unattended:gpt-uki:zlib unattended:gpt-uki:zstd
-    unattended:gpt-uki:l2ext unattended:gpt-uki:overlay
-    unattended:mbr-uki:plain unattended:gpt-grub:plain unattended:gpt-grub:zstd
-    shell:gpt-uki:zstd shell:mbr-uki:l2ext shell:gpt-grub:overlay
+    stick:gpt-uki:plain
+    unattended:gpt-uki:zlib unattended:gpt-uki:zstd unattended:gpt-uki:l2ext
+    unattended:gpt-uki:overlay unattended:mbr-uki:plain unattended:gpt-grub:plain
+    unattended:gpt-grub:zstd
+    shell:gpt-uki:plain shell:mbr-uki:l2ext shell:gpt-grub:overlay
 "}
 
 # console LOG: the serial log without terminal escapes and CRs.
@@ -47,21 +51,30 @@ console() {
 }
 
 # make_stick MODE GUEST VARIANT OUT: a FAT stick image holding the variant's
-# tree and qcowboot.efi, started as MODE says.
+# image (with its backing files) and qcowboot.efi, started as MODE says.
 make_stick() {
-    local mode=$1 guest=$2 v=$3 out=$4 d
+    local mode=$1 guest=$2 v=$3 out=$4 tree img d
+    tree=$(guest_tree "$guest" "$v")
+    img=$(guest_image_name "$guest" "$v")
+    if [ "$mode" != shell ] && [ -f "$BOOT_ROOT/tools/mkstick.sh" ]; then
+        local opts=(-q --efi "$BOOT_EFI_APP")
+        [ "$mode" = unattended ] && opts+=(--timeout 0)
+        bash "$BOOT_ROOT/tools/mkstick.sh" "${opts[@]}" "$out" "$tree/$img"
+        return
+    fi
     d=$W/tree
     rm -rf "$d"
-    cp -r "$(guest_tree "$guest" "$v")" "$d"
+    cp -r "$tree" "$d"
     case $mode in
-    unattended)
+    stick | unattended)
         mkdir -p "$d/EFI/BOOT"
         cp "$BOOT_EFI_APP" "$d/EFI/BOOT/BOOTX64.EFI"
+        [ "$mode" = unattended ] && printf 'timeout = 0\r\n' >"$d/qcowboot.cfg"
         ;;
     shell)
         cp "$BOOT_EFI_APP" "$d/qcowboot.efi"
         printf '@echo -off\r\nfs0:\r\ncd \\\r\nqcowboot.efi boot fs0:\\%s\r\necho "=== qcowboot returned %%lasterror%%"\r\nreset -s\r\n' \
-            "$(guest_image_name "$guest" "$v")" >"$d/startup.nsh"
+            "$img" >"$d/startup.nsh"
         ;;
     esac
     bash "$BOOT_ROOT/tools/mkfat.sh" "$out" "$d"
@@ -87,7 +100,7 @@ run_case() {
     [ "$mode" = shell ] && args+=(--key-after "seconds to skip")
     # Unattended, the shell's prompt means qcowboot gave up and the firmware
     # fell through to its next boot option.
-    [ "$mode" = unattended ] && args+=(--stop-on "Shell> ")
+    [ "$mode" = stick ] || [ "$mode" = unattended ] && args+=(--stop-on "Shell> ")
     rc=0
     start=$(date +%s.%N)
     bash "$BOOT_ROOT/tools/qemu-run.sh" "${args[@]}" || rc=$?
