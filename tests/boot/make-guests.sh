@@ -53,6 +53,7 @@ pkgver() { dpkg-query -W -f='${Package}=${Version} ' "$@" 2>/dev/null || true; }
 key="kernel $kernel_id
 tools $(pkgver busybox-static systemd-boot-efi grub-efi-amd64-bin qemu-utils e2fsprogs dosfstools mtools gdisk fdisk cpio)
 scripts $(cat "$BOOT_ROOT/tests/boot/make-guests.sh" "$BOOT_ROOT/tests/boot/scramble.py" \
+          "$BOOT_ROOT/tests/boot/damage.py" \
           "$BOOT_ROOT/tests/boot/lib.sh" | sha256sum | cut -d' ' -f1)"
 if [ "$force" = 0 ] && [ -f "$G/.done" ] && [ "$(cat "$G/.done")" = "$key" ]; then
     exit 0
@@ -248,6 +249,41 @@ for name in "${BOOT_GUESTS[@]}"; do
     done
     mv "$raw" "$(guest_raw "$name")"
 done
+
+# --- negative cases: build/guests/bad/ ------------------------------------
+#   corrupt-header.qcow2   L1 table past the end of the file
+#   corrupt-data.qcow2     gpt-uki whose boot loader has a cluster at an
+#                          unaligned offset (reading it fails)
+#   missing-backing.qcow2  overlay of base/absent.img, which is not there
+#   no-esp.qcow2           GPT disk with only an ext4 partition
+#   no-loader.qcow2        GPT disk whose ESP has no \EFI\BOOT\BOOTX64.EFI
+say "making the negative cases"
+B=$G/bad
+rm -rf "$B"
+mkdir -p "$B"
+d=$W/no-esp.raw
+truncate -s 16M "$d"
+sgdisk -n 1:2048:+12M -t 1:8300 -c 1:"guest data" "$d" >/dev/null
+mkdir -p "$W/data"
+printf 'no EFI system partition here\n' >"$W/data/README"
+mke2fs -q -F -t ext4 -L qbdata -d "$W/data" "$W/data.ext4" 12M >/dev/null
+splice "$d" "$W/data.ext4" 1
+qcow2_of "$d" "$B/no-esp.qcow2"
+d=$W/no-loader.raw
+truncate -s 16M "$d"
+sgdisk -n 1:2048:+12M -t 1:ef00 -c 1:"EFI system partition" "$d" >/dev/null
+fat_image "$W/empty.esp" 12 16 ESP
+mmd -i "$W/empty.esp" ::/EFI ::/EFI/other
+printf 'no boot loader here\r\n' >"$W/README.TXT"
+mcopy -i "$W/empty.esp" "$W/README.TXT" ::/EFI/other/README.TXT
+splice "$d" "$W/empty.esp" 1
+qcow2_of "$d" "$B/no-loader.qcow2"
+cp "$B/no-esp.qcow2" "$B/corrupt-header.qcow2"
+python3 "$BOOT_ROOT/tests/boot/damage.py" l1-past-eof "$B/corrupt-header.qcow2"
+cp "$(guest_tree gpt-uki plain)/$(guest_image_name gpt-uki plain)" "$B/corrupt-data.qcow2"
+python3 "$BOOT_ROOT/tests/boot/damage.py" unaligned-data "$B/corrupt-data.qcow2" \
+    "$(guest_raw gpt-uki)" "$W/gpt-uki.efi"
+qemu-img create -q -f qcow2 -u -b base/absent.img -F qcow2 "$B/missing-backing.qcow2" 64M
 
 rm -rf "$W"
 printf '%s\n' "$key" >"$G/.done"

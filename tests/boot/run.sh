@@ -19,6 +19,7 @@
 set -uo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../firmware/lib.sh"
 
 W=$BOOT_ROOT/build/tests/boot
 mkdir -p "$W"
@@ -43,6 +44,7 @@ CASES=${QB_BOOT_CASES:-"
     unattended:gpt-uki:overlay unattended:mbr-uki:plain unattended:gpt-grub:plain
     unattended:gpt-grub:zstd
     shell:gpt-uki:plain shell:mbr-uki:l2ext shell:gpt-grub:overlay
+    shell-commands menu-errors
 "}
 
 # console LOG: the serial log without terminal escapes and CRs.
@@ -125,9 +127,126 @@ run_case() {
     console "$log" | grep -a -v '^[[:space:]]*$' | tail -n 15 | sed 's/^/    | /'
 }
 
+# The negative cases (tests/boot/make-guests.sh: build/guests/bad/), as
+# menu entries "file|title".
+BAD=(
+    "corrupt-header.qcow2|corrupt header"
+    "corrupt-data.qcow2|corrupt boot loader cluster"
+    "missing-backing.qcow2|missing backing file"
+    "no-esp.qcow2|no EFI system partition"
+    "no-loader.qcow2|no boot loader"
+)
+
+# menu_errors: unattended stick whose config lists only broken images,
+# timeout 0. Entry 1 boots at once and fails; each failure must bring the
+# menu back with the reason; keys typed then boot entries 2..5 and finally
+# power off ('p').
+menu_errors() {
+    local d=$W/tree log=$W/menu-errors.log rc=0 i n steps=() kpid
+    rm -rf "$d"
+    mkdir -p "$d/EFI/BOOT"
+    cp "$BOOT_EFI_APP" "$d/EFI/BOOT/BOOTX64.EFI"
+    printf 'timeout = 0\r\n' >"$d/qcowboot.cfg"
+    for i in "${!BAD[@]}"; do
+        cp "$GUESTS_DIR/bad/${BAD[$i]%%|*}" "$d/"
+        printf 'entry = %s | %s\r\n' "${BAD[$i]%%|*}" "${BAD[$i]#*|}" >>"$d/qcowboot.cfg"
+        # The failure is reported on the console, then shown in the menu.
+        n=$((i + 2))
+        [ "$n" -le "${#BAD[@]}" ] || n=p
+        steps+=("$((i + 1)). ${BAD[$i]#*|} failed" 2 "$n")
+    done
+    bash "$BOOT_ROOT/tools/mkfat.sh" "$W/stick.img" "$d"
+    rm -rf "$d" "$W/qmp.sock"
+    : >"$log"
+    python3 "$BOOT_ROOT/tests/boot/qmp-keys.py" "$W/qmp.sock" "$log" "$LIMIT" "${steps[@]}" \
+        >"$W/menu-errors.keys" 2>&1 &
+    kpid=$!
+    bash "$BOOT_ROOT/tools/qemu-run.sh" --disk "$W/stick.img" --log "$log" --timeout "$LIMIT" \
+        --stop-on "$BOOT_CRASH_TEXT" --stop-on "Shell> " -- \
+        -qmp "unix:$W/qmp.sock,server=on,wait=off" || rc=$?
+    wait "$kpid" 2>/dev/null || true
+    console "$log" >"$W/menu-errors.txt"
+    for i in "${!BAD[@]}"; do
+        local t="$((i + 1)). ${BAD[$i]#*|} failed (status"
+        if grep -a -q -F -- "$t" "$W/menu-errors.txt"; then
+            pass "menu: ${BAD[$i]%%|*} fails with a message, menu back"
+        else
+            fail "menu: ${BAD[$i]%%|*}" "no '$t' on the console ($log)"
+        fi
+    done
+    if [ "$rc" -eq 0 ]; then
+        pass "menu: power off from the menu after the failures"
+    else
+        fail "menu: power off from the menu" "QEMU exit $rc; keys: $(tail -n 2 "$W/menu-errors.keys")"
+        grep -a -v '^[[:space:]]*$' "$W/menu-errors.txt" | tail -n 15 | sed 's/^/    | /'
+    fi
+}
+
+# shell_commands: one UEFI shell session: `mount` the gpt-uki image, see
+# its ESP with `map -r` and `ls`, `unmount` it, then `boot` each broken
+# image: every one must fail with a message and a non-zero status.
+shell_commands() {
+    local d=$W/tree log=$W/shell-commands.log txt=$W/shell-commands.txt rc=0 f name st out
+    local drv=$(dirname "$BOOT_EFI_APP")/qcowbootdrv.efi
+    rm -rf "$d"
+    mkdir -p "$d/bad"
+    cp "$BOOT_EFI_APP" "$d/qcowboot.efi"
+    [ -f "$drv" ] && cp "$drv" "$d/"
+    cp "$(guest_tree gpt-uki plain)/$(guest_image_name gpt-uki plain)" "$d/guest.qcow2"
+    for f in "${BAD[@]}"; do cp "$GUESTS_DIR/bad/${f%%|*}" "$d/bad/"; done
+    local nsh=$d/startup.nsh
+    fw_nsh_begin "$nsh"
+    fw_nsh_case "$nsh" mount 'qcowboot.efi mount fs0:\guest.qcow2'
+    fw_nsh_case "$nsh" map 'map -r'
+    fw_nsh_case "$nsh" mounted 'qcowboot.efi mount'
+    fw_nsh_case "$nsh" ls 'ls fs1:\EFI\BOOT'
+    fw_nsh_line "$nsh" 'fs0:'
+    fw_nsh_case "$nsh" unmount 'qcowboot.efi unmount'
+    fw_nsh_case "$nsh" map-after 'map -r'
+    for f in "${BAD[@]}"; do
+        fw_nsh_case "$nsh" "boot-${f%%|*}" "qcowboot.efi boot fs0:\\bad\\${f%%|*}"
+    done
+    fw_nsh_end "$nsh"
+    bash "$BOOT_ROOT/tools/mkfat.sh" "$W/stick.img" "$d"
+    rm -rf "$d"
+    bash "$BOOT_ROOT/tools/qemu-run.sh" --disk "$W/stick.img" --log "$log" --timeout "$LIMIT" \
+        --key-after "seconds to skip" --stop-on "$BOOT_CRASH_TEXT" || rc=$?
+    fw_console "$log" >"$txt"
+    [ "$(fw_status "$txt" mount)" = 0 ] && pass "shell: mount" ||
+        fail "shell: mount" "status $(fw_status "$txt" mount): $(fw_section "$txt" mount | tail -n 3)"
+    if [ "$(fw_status "$txt" ls)" = 0 ] && fw_section "$txt" ls | grep -q -i 'BOOTX64\.EFI'; then
+        pass "shell: map -r and ls show the guest's ESP"
+    else
+        fail "shell: ls of the guest's ESP" "$(fw_section "$txt" map | tail -n 8; fw_section "$txt" ls | tail -n 5)"
+    fi
+    if [ "$(fw_status "$txt" unmount)" = 0 ] &&
+       [ "$(fw_section "$txt" map-after | grep -c -E '^ *FS[0-9]+:')" -lt \
+         "$(fw_section "$txt" map | grep -c -E '^ *FS[0-9]+:')" ]; then
+        pass "shell: unmount detaches the disk"
+    else
+        fail "shell: unmount" "status $(fw_status "$txt" unmount); map after: $(fw_section "$txt" map-after | tail -n 6)"
+    fi
+    for f in "${BAD[@]}"; do
+        name=boot-${f%%|*}
+        st=$(fw_status "$txt" "$name")
+        out=$(fw_section "$txt" "$name")
+        if [ -n "$st" ] && [ "$st" != 0 ] && grep -q 'qcowboot.efi: ' <<<"$out"; then
+            pass "shell: boot ${f%%|*} fails with a message"
+        else
+            fail "shell: boot ${f%%|*}" "status ${st:-none}: $(tail -n 3 <<<"$out")"
+        fi
+    done
+    [ "$rc" -eq 0 ] && pass "shell: session ends (QEMU exit 0)" ||
+        fail "shell: session ends" "QEMU exit $rc; console in $txt"
+}
+
 for c in $CASES; do
     IFS=: read -r mode guest v <<<"$c"
-    run_case "$mode" "$guest" "$v"
+    case $mode in
+    menu-errors) menu_errors ;;
+    shell-commands) shell_commands ;;
+    *) run_case "$mode" "$guest" "$v" ;;
+    esac
 done
 rm -f "$W/stick.img"
 finish
