@@ -90,14 +90,44 @@ $(EFI_SO): $(EFI_ENGINE_OBJS) $(EFI_FRONT_OBJS) $(DEPS_EFI_LIBS) $(EFI_LIBEFI) $
 	    echo "$@: relocations other than R_X86_64_RELATIVE:" >&2; echo "$$bad" | head -20 >&2; exit 1; fi
 	$(EFI_Q)mv -f $@.tmp $@
 
+EFI_SECTIONS := -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela \
+	-j '.rel.*' -j '.rela.*' -j .reloc
+
 # Subsystem 10: EFI application.
 $(EFI_APP): $(EFI_SO)
 	$(EFI_SAY) PE "$@"
-	$(EFI_Q)$(EFI_OBJCOPY) -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela \
-	    -j '.rel.*' -j '.rela.*' -j .reloc --target efi-app-x86_64 --subsystem=10 $< $@.tmp
+	$(EFI_Q)$(EFI_OBJCOPY) $(EFI_SECTIONS) --target efi-app-x86_64 --subsystem=10 $< $@.tmp
 	$(EFI_Q)mv -f $@.tmp $@
 
-efi: $(EFI_APP)
+# The same code as a boot-service driver (subsystem 11), which the firmware
+# keeps in memory when its entry point succeeds: `qcowboot.efi mount` loads
+# it from its own directory to hold the disk after the command returns.
+EFI_DRV := build/efi/qcowbootdrv.efi
+$(EFI_DRV): $(EFI_SO)
+	$(EFI_SAY) PE "$@"
+	$(EFI_Q)$(EFI_OBJCOPY) $(EFI_SECTIONS) --target efi-bsdrv-x86_64 --subsystem=11 $< $@.tmp
+	$(EFI_Q)mv -f $@.tmp $@
+
+efi: $(EFI_APP) $(EFI_DRV)
+all: $(EFI_DRV)
+
+# Small gnu-efi programs for the firmware tests (tests/firmware/*.c that
+# are not host code): a test guest's boot loader, a Block I/O probe.
+EFI_TEST_APPS := build/efi/guest_hello.efi build/efi/blockio_probe.efi
+build/efi/test/%.o: tests/firmware/%.c mk/efi.mk mk/config.mk | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(EFI_SAY) CC "$@"
+	$(EFI_Q)$(CC) $(EFI_FRONT_CFLAGS) -MMD -MP -c $< -o $@
+build/efi/test/%.so: build/efi/test/%.o $(EFI_LIBEFI)
+	$(EFI_Q)$(EFI_LD) -nostdlib -znocombreloc -shared -Bsymbolic --no-undefined -T $(EFI_LDS) \
+	    $(EFI_CRT0) $< $(EFI_LIBEFI) $(EFI_LIBGNUEFI) -o $@
+build/efi/%.efi: build/efi/test/%.so
+	$(EFI_SAY) PE "$@"
+	$(EFI_Q)$(EFI_OBJCOPY) $(EFI_SECTIONS) --target efi-app-x86_64 --subsystem=10 $< $@.tmp
+	$(EFI_Q)mv -f $@.tmp $@
+-include $(patsubst build/efi/%.efi,build/efi/test/%.d,$(EFI_TEST_APPS))
+.PRECIOUS: build/efi/test/%.o build/efi/test/%.so
+efi-test-apps: $(EFI_TEST_APPS)
 
 # Host test of the front end's plain-C parts (paths, UTF-8/UCS-2), run by
 # tests/firmware/run.sh.
@@ -114,4 +144,4 @@ $(EFI_UNIT_BIN): $(EFI_UNIT_SRCS) efi/efi_path.h efi/efi_utf.h
 demo: $(EFI_APP) | $(DEPS_STAMP)
 	bash tests/boot/demo.sh
 
-.PHONY: efi demo
+.PHONY: efi demo efi-test-apps

@@ -1,0 +1,138 @@
+/*
+ * The firmware-only commands: boot, mount, unmount, bench. Their options
+ * are parsed like the engine's commands (qb_getopt); each has --help.
+ * `help` lists them after the engine's commands.
+ */
+#include <string.h>
+#include "efi_disk.h"
+#include "qb_cmd_internal.h"
+
+typedef struct command {
+    const char *name;
+    const char *usage;      /* after the program and command names */
+    const char *help;       /* the rest of --help */
+} command;
+
+static const command commands[] = {
+    { "boot", "[--snapshot NAME] IMAGE",
+      "Boots the guest in IMAGE: publishes its virtual disk, finds the EFI system\n"
+      "partition (GPT, or MBR type 0xEF) and starts \\EFI\\BOOT\\BOOTX64.EFI from it\n"
+      "through the firmware, so Secure Boot applies. If the boot loader returns,\n"
+      "reports its status and removes the disk.\n"
+      "  -l, --snapshot NAME  boot the internal snapshot NAME (id or name)\n" },
+    { "mount", "[--snapshot NAME] [IMAGE]",
+      "Attaches IMAGE as a read-only disk that stays after the command returns\n"
+      "(" QB_EFI_DRIVER_FILE ", next to " QB_EFI_PROGRAM ", holds it): 'map -r' then\n"
+      "lists its file systems. Without IMAGE, lists the attached images.\n"
+      "  -l, --snapshot NAME  attach the internal snapshot NAME (id or name)\n" },
+    { "unmount", "[IMAGE]",
+      "Detaches IMAGE (every snapshot of it), or every attached image.\n" },
+    { "bench", "[--raw FILE] [--snapshot NAME] IMAGE",
+      "Reads the whole virtual disk of IMAGE through its Block I/O in 1 MiB requests,\n"
+      "then as many bytes of a file through the file protocol, and prints both\n"
+      "rates in MB/s and their ratio.\n"
+      "  --raw FILE           the file to compare with (default: IMAGE itself)\n"
+      "  -l, --snapshot NAME  read the internal snapshot NAME\n" },
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+enum { OPT_HELP = 256, OPT_SNAPSHOT, OPT_RAW };
+
+static const qb_longopt longopts[] = {
+    { "help", false, OPT_HELP },
+    { "snapshot", true, OPT_SNAPSHOT },
+    { "raw", true, OPT_RAW },
+    { NULL, false, 0 },
+};
+
+static void usage_line(const qb_out *o, const qb_env *env, const command *c)
+{
+    qb_printf(o, "Usage: %s %s %s\n", env->program, c->name, c->usage);
+}
+
+static int usage_error(const qb_env *env, const command *c)
+{
+    usage_line(&env->err, env, c);
+    qb_printf(&env->err, "Run '%s %s --help' for details.\n", env->program, c->name);
+    return 1;
+}
+
+static int run(const qb_env *env, const command *c, int argc, char **argv)
+{
+    const char *snapshot = NULL, *raw = NULL, *image;
+    bool takes_snapshot = strcmp(c->name, "unmount") != 0;
+    bool needs_image = strcmp(c->name, "boot") == 0 || strcmp(c->name, "bench") == 0;
+    qb_getopt g;
+    int opt;
+
+    qb_getopt_init(&g, argc, argv, &env->err);
+    while ((opt = qb_getopt_next(&g, takes_snapshot ? "hl:" : "h", longopts)) != -1) {
+        switch (opt) {
+        case 'h':
+        case OPT_HELP:
+            usage_line(&env->out, env, c);
+            qb_printf(&env->out, "%s", c->help);
+            return 0;
+        case 'l':
+        case OPT_SNAPSHOT:
+            if (!takes_snapshot)
+                return usage_error(env, c);
+            snapshot = g.arg;
+            break;
+        case OPT_RAW:
+            if (strcmp(c->name, "bench") != 0)
+                return usage_error(env, c);
+            raw = g.arg;
+            break;
+        default:
+            return usage_error(env, c);
+        }
+    }
+    if (argc - g.index > 1 || (needs_image && argc - g.index != 1))
+        return usage_error(env, c);
+    image = g.index < argc ? argv[g.index] : NULL;
+
+    if (strcmp(c->name, "boot") == 0)
+        return qb_efi_boot(env, image, snapshot);
+    if (strcmp(c->name, "bench") == 0)
+        return qb_efi_bench(env, image, snapshot, raw);
+    if (strcmp(c->name, "mount") == 0) {
+        if (!image) {
+            if (snapshot)
+                return usage_error(env, c);
+            return qb_efi_mount_list(env);
+        }
+        return qb_efi_mount(env, image, snapshot);
+    }
+    return qb_efi_unmount(env, image);
+}
+
+int qb_efi_command(const qb_env *env, int argc, char **argv)
+{
+    const command *c = NULL;
+
+    if (argc < 1)
+        return -1;
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(argv[0], commands[i].name) == 0)
+            c = &commands[i];
+    /* The resident driver runs `mount` and nothing else: anything it
+     * returns success for keeps it in memory. */
+    if (qb_efi_is_driver() && (!c || strcmp(c->name, "mount") != 0 || argc < 2)) {
+        qb_efi_error(env, "%s only attaches disks for '%s mount'", QB_EFI_DRIVER_FILE,
+                     QB_EFI_PROGRAM);
+        return 1;
+    }
+    if (c)
+        return run(env, c, argc, argv);
+    if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||
+        strcmp(argv[0], "-h") == 0) {
+        int status = qb_cmd_main(env, argc, argv);
+        qb_printf(&env->out, "Firmware commands:\n");
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            qb_printf(&env->out, "  %s %s\n", commands[i].name, commands[i].usage);
+        return status;
+    }
+    return -1;
+}

@@ -1,0 +1,210 @@
+/*
+ * Publishing an image as a disk: open it with its backing chain, install
+ * the device path, Block I/O and our own info protocol on a new handle,
+ * and connect drivers recursively, so the partition driver (GPT, MBR) and
+ * the FAT driver bind to it and its file systems appear. The firmware
+ * connects only boot-order devices by itself (OVMF, once any device has a
+ * boot index): without ConnectController(..., TRUE) nothing would bind.
+ *
+ * Unpublishing undoes it in reverse order. If the firmware refuses to
+ * uninstall (a file system on the disk is still open, say), everything
+ * stays allocated and working: freeing memory the firmware may still call
+ * into would be far worse than the leak.
+ */
+#include <string.h>
+#include "efi_disk.h"
+
+EFI_GUID qb_efi_disk_protocol_guid = QB_EFI_DISK_PROTOCOL_GUID;
+
+void qb_efi_error(const qb_env *env, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[QB_ERR_MSG_MAX + QB_PATH_MAX];
+
+    va_start(ap, fmt);
+    qb_vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    qb_printf(&env->err, "%s: %s\n", env->program ? env->program : QB_EFI_PROGRAM, msg);
+}
+
+static void warn_console(void *ctx, const char *msg)
+{
+    const qb_env *env = ctx;
+
+    qb_efi_error(env, "warning: %s", msg);
+}
+
+/* The environment's opener, telling which backing file it opens: a long
+ * chain on a slow stick takes a while. */
+static int progress_open(void *ctx, const char *relative_to, const char *name, bool writable,
+                         qb_backend **out, char *resolved, qb_err *err)
+{
+    qb_efi_disk *disk = ctx;
+    int r = disk->env.opener.open(disk->env.opener.ctx, relative_to, name, writable, out,
+                                  resolved, err);
+
+    if (r == QB_OK && relative_to)
+        qb_printf(&disk->env.out, "  backing file %s\n", resolved ? resolved : name);
+    return r;
+}
+
+/* Frees what publish allocated before the install. */
+static void disk_free(qb_efi_disk *disk)
+{
+    if (disk->img)
+        qb_image_close(disk->img);
+    if (disk->devpath)
+        FreePool(disk->devpath);
+    qb_free(&qb_efi_alloc, disk->snapshot);
+    qb_free(&qb_efi_alloc, disk);
+}
+
+/* The image's volume and its path there, from the canonical name. */
+static int volume_of(const char *name, EFI_DEVICE_PATH **volume, const char **path, qb_err *err)
+{
+    char dev[QB_EFI_DEV_MAX] = "";
+    int dl = qb_efi_path_devlen(name);
+    EFI_HANDLE h;
+
+    if (dl >= QB_EFI_DEV_MAX)
+        return qb_err_set(err, QB_ENOENT, "%s: no such device", name);
+    if (dl > 0)
+        memcpy(dev, name, (size_t)dl);
+    dev[dl > 0 ? dl : 0] = '\0';
+    if (qb_efi_volume_handle(dev, &h, err) < 0)
+        return err->code;
+    *volume = DevicePathFromHandle(h);
+    if (!*volume)
+        return qb_err_set(err, QB_ENOENT, "%s: the volume has no device path", name);
+    *path = name + (dl > 0 ? dl + 1 : 0);
+    return QB_OK;
+}
+
+int qb_efi_disk_publish(const qb_env *env, const char *image, const char *snapshot,
+                        qb_efi_disk **out, qb_err *err)
+{
+    qb_efi_disk *disk = qb_zalloc(&qb_efi_alloc, sizeof *disk);
+    EFI_DEVICE_PATH *volume = NULL, *rest;
+    EFI_HANDLE other;
+    qb_backend *file = NULL;
+    qb_open_opts o;
+    const char *path = NULL;
+    EFI_STATUS st;
+    int r;
+
+    *out = NULL;
+    if (!disk)
+        return qb_err_set(err, QB_ENOMEM, "%s: out of memory", image);
+    disk->env = *env;
+    disk->opener = (qb_opener){ disk, progress_open, NULL };
+    if (snapshot) {
+        size_t n = strlen(snapshot) + 1;
+        disk->snapshot = qb_malloc(&qb_efi_alloc, n);
+        if (!disk->snapshot) {
+            r = qb_err_set(err, QB_ENOMEM, "%s: out of memory", image);
+            goto fail;
+        }
+        memcpy(disk->snapshot, snapshot, n);
+    }
+
+    /* Opened by its canonical name: the same in messages, in the device
+     * path and in the engine's loop detection. */
+    r = qb_efi_resolve(NULL, image, disk->name, err);
+    if (r < 0)
+        goto fail;
+    qb_printf(&disk->env.out, "Opening %s%s%s\n", disk->name, snapshot ? " at snapshot " : "",
+              snapshot ? snapshot : "");
+    r = env->opener.open(env->opener.ctx, NULL, disk->name, false, &file, NULL, err);
+    if (r < 0)
+        goto fail;
+    memset(&o, 0, sizeof o);
+    o.alloc = env->alloc;
+    o.opener = &disk->opener;
+    o.warn = (qb_warn){ &disk->env, warn_console };
+    o.filename = disk->name;
+    o.file = file;
+    o.snapshot = disk->snapshot;
+    o.l2_cache_bytes = env->l2_cache_bytes;
+    r = qb_image_open(&disk->img, &o, err);     /* owns file from here on */
+    if (r < 0)
+        goto fail;
+    if (qb_image_size(disk->img) < QB_EFI_BLOCK_SIZE) {
+        r = qb_err_set(err, QB_EINVAL, "%s: the virtual disk is smaller than one block",
+                       disk->name);
+        goto fail;
+    }
+
+    r = volume_of(disk->name, &volume, &path, err);
+    if (r < 0)
+        goto fail;
+    disk->devpath = qb_efi_devpath_disk(volume, path, disk->snapshot);
+    if (!disk->devpath) {
+        r = qb_err_set(err, QB_ENOMEM, "%s: cannot make a device path", disk->name);
+        goto fail;
+    }
+    /* One disk per image and snapshot: two handles with one device path
+     * would confuse every driver and boot option that looks it up. */
+    rest = disk->devpath;
+    if (BS->LocateDevicePath(&BlockIoProtocol, &rest, &other) == EFI_SUCCESS &&
+        IsDevicePathEnd(rest)) {
+        r = qb_err_set(err, QB_EINVAL, "%s%s%s is mounted already (unmount it first)", disk->name,
+                       snapshot ? " at snapshot " : "", snapshot ? snapshot : "");
+        goto fail;
+    }
+
+    qb_efi_blockio_init(&disk->blockio, disk->img, disk->name, &disk->env);
+    disk->info.revision = QB_EFI_DISK_INFO_REVISION;
+    disk->info.image = disk->name;
+    disk->info.snapshot = disk->snapshot;
+    st = BS->InstallMultipleProtocolInterfaces(&disk->handle, &DevicePathProtocol, disk->devpath,
+                                               &BlockIoProtocol, &disk->blockio.bio,
+                                               &qb_efi_disk_protocol_guid, &disk->info, NULL);
+    if (st != EFI_SUCCESS) {
+        r = qb_err_set(err, qb_efi_errcode(st), "%s: cannot install the disk: %s", disk->name,
+                       qb_efi_strstatus(st));
+        goto fail;
+    }
+    /* EFI_NOT_FOUND only says no driver wanted the disk (no partition
+     * table, no file system): the disk is there all the same. */
+    BS->ConnectController(disk->handle, NULL, NULL, TRUE);
+    *out = disk;
+    return QB_OK;
+fail:
+    disk_free(disk);
+    return r;
+}
+
+EFI_STATUS qb_efi_disk_detach(qb_efi_disk *disk)
+{
+    EFI_STATUS st;
+
+    /* Drivers first (file systems, partitions), then our protocols in the
+     * reverse order of their installation. */
+    BS->DisconnectController(disk->handle, NULL, NULL);
+    st = BS->UninstallMultipleProtocolInterfaces(disk->handle, &qb_efi_disk_protocol_guid,
+                                                 &disk->info, &BlockIoProtocol,
+                                                 &disk->blockio.bio, &DevicePathProtocol,
+                                                 disk->devpath, NULL);
+    if (st != EFI_SUCCESS) {
+        /* The firmware reconnected what it had disconnected: the disk
+         * stays usable, and allocated. */
+        qb_efi_error(&disk->env,
+                     "%s: the firmware refused to remove the disk (%s): is one of its file "
+                     "systems still in use? It stays attached.",
+                     disk->name, qb_efi_strstatus(st));
+        return st;
+    }
+    disk_free(disk);
+    return EFI_SUCCESS;
+}
+
+void qb_efi_disk_unpublish(qb_efi_disk *disk)
+{
+    if (disk)
+        qb_efi_disk_detach(disk);
+}
+
+EFI_HANDLE qb_efi_disk_handle(const qb_efi_disk *disk)
+{
+    return disk->handle;
+}

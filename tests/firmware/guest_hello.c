@@ -1,0 +1,82 @@
+/*
+ * A test guest's boot loader (\EFI\BOOT\BOOTX64.EFI on the guest's EFI
+ * system partition): says where it was loaded from, checks a data file on
+ * its own volume, and powers the machine off, so a test sees its marker on
+ * the serial console and QEMU exit by itself. With a file \EFI\BOOT\RETURN
+ * on its volume it returns EFI_ABORTED to its caller instead.
+ *
+ *   QB-GUEST-HELLO device <device path of the volume it came from>
+ *   QB-GUEST-HELLO data <CRC32 of \DATA.BIN> <size>
+ *   QB-GUEST-HELLO powering off   |   QB-GUEST-HELLO returning
+ */
+#include <efi.h>
+#include <efilib.h>
+
+EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
+
+static EFI_FILE_HANDLE open_file(EFI_FILE_HANDLE root, CHAR16 *name)
+{
+    EFI_FILE_HANDLE f;
+
+    if (uefi_call_wrapper(root->Open, 5, root, &f, name, EFI_FILE_MODE_READ, 0) != EFI_SUCCESS)
+        return NULL;
+    return f;
+}
+
+static void data_crc(EFI_FILE_HANDLE root)
+{
+    EFI_FILE_HANDLE f = open_file(root, L"\\DATA.BIN");
+    EFI_FILE_INFO *info;
+    UINT8 *buf;
+    UINTN size;
+    UINT32 crc = 0;
+
+    if (!f) {
+        Print(L"QB-GUEST-HELLO data none\n");
+        return;
+    }
+    info = LibFileInfo(f);
+    size = info ? (UINTN)info->FileSize : 0;
+    buf = AllocatePool(size ? size : 1);
+    if (buf && uefi_call_wrapper(f->Read, 3, f, &size, buf) == EFI_SUCCESS &&
+        uefi_call_wrapper(BS->CalculateCrc32, 3, buf, size, &crc) == EFI_SUCCESS)
+        Print(L"QB-GUEST-HELLO data %08x %lu\n", crc, (UINT64)size);
+    else
+        Print(L"QB-GUEST-HELLO data unreadable\n");
+    if (buf)
+        FreePool(buf);
+    if (info)
+        FreePool(info);
+    uefi_call_wrapper(f->Close, 1, f);
+}
+
+EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
+{
+    EFI_LOADED_IMAGE *li = NULL;
+    EFI_FILE_HANDLE root, f;
+    BOOLEAN ret = FALSE;
+
+    InitializeLib(image, systab);
+    if (uefi_call_wrapper(BS->HandleProtocol, 3, image, &LoadedImageProtocol, (void **)&li) ==
+        EFI_SUCCESS) {
+        CHAR16 *dev = DevicePathToStr(DevicePathFromHandle(li->DeviceHandle));
+        Print(L"QB-GUEST-HELLO device %s\n", dev ? dev : L"?");
+        root = LibOpenRoot(li->DeviceHandle);
+        if (root) {
+            data_crc(root);
+            f = open_file(root, L"\\EFI\\BOOT\\RETURN");
+            if (f) {
+                ret = TRUE;
+                uefi_call_wrapper(f->Close, 1, f);
+            }
+            uefi_call_wrapper(root->Close, 1, root);
+        }
+    }
+    if (ret) {
+        Print(L"QB-GUEST-HELLO returning\n");
+        return EFI_ABORTED;
+    }
+    Print(L"QB-GUEST-HELLO powering off\n");
+    uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
+    return EFI_SUCCESS;
+}
