@@ -24,7 +24,7 @@ $(DEPS_STAMP): tools/install-packages.sh
 EFI_ARCH_CFLAGS := -ffreestanding -fshort-wchar -mno-red-zone -fPIC -fno-stack-protector \
         -fno-strict-aliasing -maccumulate-outgoing-args -DGNU_EFI_USE_MS_ABI -O2
 # The compression libraries as core/ expects them (zlib without its gz*/libc parts).
-DEPS_DEFS := -DZ_SOLO -DZSTD_DISABLE_ASM -DZSTD_NO_TRACE
+DEPS_DEFS := -DZ_SOLO -DZSTD_NO_TRACE
 
 CORE_SRCS := $(wildcard core/*.c)
 CORE_HDRS := $(wildcard core/*.h)

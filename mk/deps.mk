@@ -6,7 +6,7 @@
 # from the same sources:
 #   firmware: build/deps/efi/lib*.a  freestanding, against libc-mini's headers
 #   host:     build/deps/host/lib*.a ordinary -O2 -fPIC objects
-# Both flavours use $(DEPS_DEFS) (Z_SOLO, ZSTD_DISABLE_ASM, ZSTD_NO_TRACE);
+# Both flavours use $(DEPS_DEFS) (Z_SOLO, ZSTD_NO_TRACE);
 # code including zlib.h or zstd.h must be compiled with $(DEPS_DEFS) too
 # (zlib.h's declarations differ without Z_SOLO).
 #
@@ -160,11 +160,13 @@ endif
 # --- objects and archives ---
 
 DEPS_OBJS_zlib_efi := $(ZLIB_NAMES:%=$(DEPS_DIR)/efi/obj/zlib/%.o)
-DEPS_OBJS_zstd_efi := $(ZSTD_NAMES:%=$(DEPS_DIR)/efi/obj/zstd/%.o)
+DEPS_OBJS_zstd_efi := $(ZSTD_NAMES:%=$(DEPS_DIR)/efi/obj/zstd/%.o) \
+        $(DEPS_DIR)/efi/obj/zstd/decompress/huf_decompress_amd64.o
 DEPS_OBJS_bearssl_efi := $(BEARSSL_NAMES:%=$(DEPS_DIR)/efi/obj/bearssl/%.o)
 DEPS_OBJS_libdeflate_efi := $(LIBDEFLATE_NAMES:%=$(DEPS_DIR)/efi/obj/libdeflate/%.o)
 DEPS_OBJS_zlib_host := $(ZLIB_NAMES:%=$(DEPS_DIR)/host/obj/zlib/%.o)
-DEPS_OBJS_zstd_host := $(ZSTD_NAMES:%=$(DEPS_DIR)/host/obj/zstd/%.o)
+DEPS_OBJS_zstd_host := $(ZSTD_NAMES:%=$(DEPS_DIR)/host/obj/zstd/%.o) \
+        $(DEPS_DIR)/host/obj/zstd/decompress/huf_decompress_amd64.o
 DEPS_OBJS_bearssl_host := $(BEARSSL_NAMES:%=$(DEPS_DIR)/host/obj/bearssl/%.o)
 DEPS_OBJS_libdeflate_host := $(LIBDEFLATE_NAMES:%=$(DEPS_DIR)/host/obj/libdeflate/%.o)
 
@@ -187,6 +189,17 @@ $(DEPS_DIR)/$(1)/obj/$(2)/%.o: $$(DEPS_FETCHED) $$(DEPS_EXTRA_PREREQS_$(1)) | $$
 	$$(DEPS_Q)$$(CC) $$(DEPS_CFLAGS_$(1)) $$(DEPS_LIBCFLAGS_$(2)) -c $$(DEPS_SRCDIR_$(2))/$$*.c -o $$@
 endef
 $(foreach f,efi host,$(foreach l,zlib zstd bearssl libdeflate,$(eval $(call DEPS_COMPILE_RULE,$(f),$(l)))))
+
+# zstd's Huffman decoding loop in assembly (BMI2, chosen at run time by
+# cpuid): the C loop is the bulk of a zstd cluster's decoding time. The code
+# is position independent and calls nothing, so firmware takes it as well.
+define DEPS_ZSTD_ASM_RULE
+$(DEPS_DIR)/$(1)/obj/zstd/decompress/huf_decompress_amd64.o: $$(DEPS_FETCHED) | $$(DEPS_STAMP)
+	@mkdir -p $$(@D)
+	$$(DEPS_SAY) AS "$$@"
+	$$(DEPS_Q)$$(CC) $$(DEPS_CFLAGS_$(1)) $$(DEPS_LIBCFLAGS_zstd) -c $$(ZSTD_DIR)/decompress/huf_decompress_amd64.S -o $$@
+endef
+$(foreach f,efi host,$(eval $(call DEPS_ZSTD_ASM_RULE,$(f))))
 
 # $(1) = flavour, $(2) = library, $(3) = archive name
 define DEPS_ARCHIVE_RULE

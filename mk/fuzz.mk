@@ -37,7 +37,8 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 FUZZ_CORE_FLAGS = -nostdinc -isystem libc-mini/include -isystem $(FUZZ_CLANG_INC) -Icore \
         $(HOST_DEPS_INC) -std=c11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_HARNESS_FLAGS := -Icore $(WARN) -std=gnu11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
-FUZZ_DEPS_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer $(DEPS_DEFS)
+FUZZ_DEPS_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer $(DEPS_DEFS) \
+        -DZSTD_DISABLE_ASM  # the C Huffman loop, which the sanitizer can see into
 
 # Library name in mk/deps.mk -> its list of sources (without .c).
 FUZZ_LIB_NAMES_zlib = $(ZLIB_NAMES)
