@@ -41,25 +41,26 @@ mkdir -p "$BOOT_ROOT/build/tests"
 exec 9>"$BOOT_ROOT/build/tests/firmware.lock"
 flock 9
 
-# time_boot DISK LOG: seconds from QEMU's start to the marker, or "fail".
+# What the console shows along the way: the firmware loading the stick's
+# boot loader, qcowboot opening the image and starting the guest's loader,
+# the kernel's EFI stub, the kernel, the guest's marker.
+marker=$(boot_marker "$guest")
+MILESTONES=("BdsDxe: loading" "Opening " 'Booting \EFI\BOOT\BOOTX64.EFI' "EFI stub:"
+            "Linux version" "$marker")
+
+# time_boot DISK LOG: seconds from QEMU's start to the marker, or "fail";
+# LOG.times gets the milestones' times.
 time_boot() {
-    local disk=$1 log=$2 pid start t="" marker
-    marker=$(boot_marker "$guest")
+    local disk=$1 log=$2 pid start t rc=0
     : >"$log"
     start=$(date +%s.%N)
     bash "$BOOT_ROOT/tools/qemu-run.sh" --disk "$disk" --log "$log" --timeout 300 \
         --stop-on "$BOOT_CRASH_TEXT" --stop-on "Shell> " &
     pid=$!
-    while kill -0 "$pid" 2>/dev/null; do
-        if grep -a -q -F -- "$marker" "$log"; then
-            t=$(boot_elapsed "$start" "$(date +%s.%N)")
-            break
-        fi
-        sleep 0.02
-    done
-    local rc=0
+    python3 "$BOOT_ROOT/tests/boot/watch-log.py" "$log" "$start" "$pid" 300 \
+        "${MILESTONES[@]}" >"$log.times"
     wait "$pid" || rc=$?
-    [ -z "$t" ] && grep -a -q -F -- "$marker" "$log" && t=$(boot_elapsed "$start" "$(date +%s.%N)")
+    t=$(grep -F -- "$marker" "$log.times" | cut -d' ' -f1)
     if [ -z "$t" ] || [ "$rc" -ne 0 ]; then
         echo "bench-boot: $disk: no marker (QEMU exit $rc); console in $log" >&2
         echo fail
@@ -68,7 +69,18 @@ time_boot() {
     echo "$t"
 }
 
-declare -A best
+# at TIMES TEXT: when TEXT appeared in a run, or nothing.
+at() { grep -F -- "$2" "$1" | head -n 1 | cut -d' ' -f1; }
+# phases TIMES: the run split at the milestones.
+phases() {
+    local f=$1 bds stub
+    bds=$(at "$f" "${MILESTONES[0]}")
+    stub=$(at "$f" "EFI stub:")
+    awk -v b="${bds:-0}" -v s="${stub:-0}" -v m="$(at "$f" "$marker")" 'BEGIN {
+        printf "firmware %.1f s, boot loader read and started %.1f s, kernel to marker %.1f s", b, s - b, m - s }'
+}
+
+declare -A best bestrun
 configs=(raw "${variants[@]}")
 echo "bench-boot: guest $guest, accelerator $accel, best of $runs (interleaved)"
 for ((r = 1; r <= runs; r++)); do
@@ -80,6 +92,7 @@ for ((r = 1; r <= runs; r++)); do
         if [ "$t" != fail ]; then
             if [ -z "${best[$c]:-}" ] || awk -v a="$t" -v b="${best[$c]}" 'BEGIN { exit !(a < b) }'; then
                 best[$c]=$t
+                bestrun[$c]=$r
             fi
         fi
     done
@@ -99,5 +112,10 @@ for v in "${variants[@]}"; do
     ratio=$(awk -v a="${best[$v]}" -v b="${best[raw]}" 'BEGIN { printf "%.2f", a / b }')
     printf '%-28s %8s %7s%s\n' "qcowboot, $v qcow2" "${best[$v]}" "$ratio" \
         "$(awk -v r="$ratio" 'BEGIN { if (r > 1.15) print "  (over the 1.15 target)" }')"
+done
+echo "where the best runs spent their time:"
+for c in "${configs[@]}"; do
+    [ -n "${bestrun[$c]:-}" ] || continue
+    printf '  %-6s %s\n' "$c" "$(phases "$W/$c-${bestrun[$c]}.log.times")"
 done
 exit "$status"
