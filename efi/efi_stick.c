@@ -74,13 +74,13 @@ static void tee_write(void *ctx, const char *s, size_t n)
     capture *c = t->cap;
 
     t->to->write(t->to->ctx, s, n);
-    if (n >= CAPTURE_SIZE) {
+    /* Only the latest text is kept. */
+    if (n > CAPTURE_SIZE / 2) {
         s += n - CAPTURE_SIZE / 2;
         n = CAPTURE_SIZE / 2;
     }
     if (c->len + n > CAPTURE_SIZE) {
-        /* Keep the latest text: drop the oldest half. */
-        size_t drop = c->len - CAPTURE_SIZE / 2;
+        size_t drop = c->len + n - CAPTURE_SIZE;   /* <= c->len */
         memmove(c->buf, c->buf + drop, c->len - drop);
         c->len -= drop;
     }
@@ -113,12 +113,20 @@ static void notice_add_capture(char *notice, const capture *c)
         b = e;
         while (b > 0 && c->buf[b - 1] != '\n')
             b--;
+        i = b;
+        /* Of a line rewritten with '\r' (progress), what a console shows:
+         * the last version. */
+        for (size_t k = e; k > b; k--) {
+            if (c->buf[k - 1] == '\r') {
+                b = k;
+                break;
+            }
+        }
         if (e > b) {
             start[n] = b;
             end[n] = e;
             n++;
         }
-        i = b;
     }
     while (n-- > 0)
         notice_add(notice, "  %.*s\n", (int)(end[n] - start[n]), c->buf + start[n]);
