@@ -160,8 +160,8 @@ static int check_features(qcow2 *q, bool writable, qb_err *err)
                 continue;
             char label[96];
             qcow2_feature_label(q, 0, bit, label, sizeof(label));
-            n += (size_t)qb_snprintf(names + n, n < sizeof(names) ? sizeof(names) - n : 0,
-                                     "%s%s", n ? ", " : "", label);
+            size_t at = n < sizeof(names) ? n : sizeof(names);   /* past the end: count only */
+            n += (size_t)qb_snprintf(names + at, sizeof(names) - at, "%s%s", n ? ", " : "", label);
         }
         return qb_err_set(err, QB_EUNSUPP,
                           "%s: unsupported incompatible feature(s) in header field "
