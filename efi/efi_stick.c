@@ -25,36 +25,12 @@
 #include <string.h>
 #include "qb_boot.h"
 #include "qb_fmt.h"
-#include "qb_image.h"
 #include "efi_stick.h"
 
 #define CONFIG_MAX_SIZE (64u << 10)
 #define CAPTURE_SIZE 2048
 #define CAPTURE_LINES 6
 #define NOTICE_SIZE 4096
-
-/* Booting needs efi_boot.c; a build without it still offers the menu and
- * checks that the chosen image opens. */
-__attribute__((weak)) int qb_efi_boot(const qb_env *env, const char *image, const char *snapshot)
-{
-    qb_open_opts o;
-    qb_image *img;
-    qb_err err = { 0, "" };
-
-    memset(&o, 0, sizeof o);
-    o.alloc = env->alloc;
-    o.opener = &env->opener;
-    o.filename = image;
-    o.snapshot = snapshot;
-    if (qb_image_open(&img, &o, &err) < 0) {
-        qb_printf(&env->err, "%s: %s\n", env->program, err.msg);
-        return 1;
-    }
-    qb_image_close(img);
-    qb_printf(&env->err, "%s: %s: booting is not available in this build\n", env->program,
-              image);
-    return 1;
-}
 
 /* --- what the boot prints, kept for the menu ------------------------------- */
 

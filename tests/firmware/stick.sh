@@ -30,7 +30,7 @@ flock 9
 rm -rf "$W"
 mkdir -p "$W"
 
-for t in qemu-system-x86_64 qemu-img mkfs.vfat mcopy mdir; do
+for t in qemu-system-x86_64 qemu-img mkfs.vfat mcopy mdir sgdisk; do
     command -v "$t" >/dev/null || { fail "setup" "$t is not installed"; finish; exit 1; }
 done
 for f in "$FW_EFI_APP" /usr/share/OVMF/OVMF_CODE_4M.fd; do
@@ -88,10 +88,10 @@ fi
 # A new FAT image: the overlay placed in a subdirectory brings its base to
 # the same relative place; extra files; a generated config.
 S=$W/mk1.img
-if bash "$MKSTICK" -q --efi "$FW_EFI_APP" --file "$FW_EFI_APP=drivers/" \
+if bash "$MKSTICK" -q --efi "$FW_EFI_APP" --file "$I/b-empty.qcow2=extra/" \
     --entry images/sub/top.qcow2:Top:snap --entry b-empty.qcow2 --default 2 --timeout 3 \
     "$S" "$I/vm/top.qcow2=images/sub/" "$I/b-empty.qcow2" >"$W/mk1.out" 2>&1; then
-    want=$'/EFI/BOOT/BOOTX64.EFI\n/b-empty.qcow2\n/drivers/qcowboot.efi\n/images/base.qcow2\n/images/sub/top.qcow2\n/qcowboot.cfg'
+    want=$'/EFI/BOOT/BOOTX64.EFI\n/b-empty.qcow2\n/extra/b-empty.qcow2\n/images/base.qcow2\n/images/sub/top.qcow2\n/qcowboot.cfg'
     got=$(mfiles "$S")
     if [ "$got" = "$want" ]; then
         pass "mkstick: FAT image with the overlay's base at its relative place, --file"
@@ -255,6 +255,69 @@ if [ "$RC" -eq 0 ]; then
     pass "b: p powers the machine off"
 else
     fail "b: p powers off" "QEMU exit $RC"
+fi
+
+# --- boots of a guest ----------------------------------------------------------------
+# The guest: tests/firmware/guest_hello.c as \EFI\BOOT\BOOTX64.EFI in the ESP
+# of a GPT disk, converted to qcow2; it prints its marker and powers off,
+# or (with \EFI\BOOT\RETURN on its ESP) returns an error to qcowboot.
+HELLO_EFI=$QB_ROOT/build/efi/guest_hello.efi
+HELLO_MARK="QB-GUEST-HELLO powering off"
+# hello_disk OUT.qcow2 [return]
+hello_disk() {
+    local out=$1 raw=$1.raw esp=$1.esp
+    rm -f "$raw" "$esp"
+    truncate -s 20M "$raw" &&
+        sgdisk -n 1:2048:+16M -t 1:ef00 -c 1:"EFI system partition" "$raw" >/dev/null &&
+        mkfs.vfat -C -n GUEST "$esp" $((16 * 1024)) >/dev/null &&
+        mmd -i "$esp" ::/EFI ::/EFI/BOOT &&
+        mcopy -i "$esp" "$HELLO_EFI" ::/EFI/BOOT/BOOTX64.EFI || return 1
+    if [ -n "${2:-}" ]; then
+        : >"$W/RETURN" && mcopy -i "$esp" "$W/RETURN" ::/EFI/BOOT/RETURN || return 1
+    fi
+    dd if="$esp" of="$raw" bs=1M seek=1 conv=notrunc status=none &&
+        qemu-img convert -O qcow2 "$raw" "$out" && rm -f "$raw" "$esp"
+}
+if ! make -s -C "$QB_ROOT" build/efi/guest_hello.efi >"$W/hello.build" 2>&1 ||
+    ! hello_disk "$I/hello.qcow2" || ! hello_disk "$I/hello-return.qcow2" return; then
+    fail "guest" "could not make the guest disks: $(tail -n 3 "$W/hello.build")"
+    finish
+    exit 1
+fi
+
+# d. One image, no config: it boots after the countdown.
+bash "$MKSTICK" -q --efi "$FW_EFI_APP" "$W/d.img" "$I/hello.qcow2"
+boot_stick d "$W/d.img"
+T=$W/d.txt
+has "d: one image, no config: the countdown is shown" "$T" 'Booting "hello.qcow2" in 5 s'
+if [ "$RC" -eq 0 ] && after "$T" 'Booting "hello.qcow2" in 1 s' | grep -q -x -F "$HELLO_MARK"; then
+    pass "d: the image boots after the countdown, the guest powers off"
+else
+    fail "d: the image boots" "QEMU exit $RC; $(grep -v '^ *$' "$T" | tail -n 6 | tr '\n' '|')"
+fi
+
+# e. A config whose default (by title) boots after 1 s: a guest that
+# returns; the menu comes back; 3 boots the guest that powers off.
+bash "$MKSTICK" -q --efi "$FW_EFI_APP" --entry b-empty.qcow2:Empty \
+    --entry images/hello-return.qcow2:"Returning guest" --entry images/hello.qcow2:"Hello guest" \
+    --default "Returning guest" --timeout 1 "$W/e.img" "$I/b-empty.qcow2" \
+    "$I/hello-return.qcow2=images/" "$I/hello.qcow2=images/"
+boot_stick e "$W/e.img" --send-after "2. Returning guest failed (status" "" \
+    --send-after "Power off (p)" "3"
+T=$W/e.txt
+has "e: the default entry (by title) boots after 1 s" "$T" 'Booting "Returning guest" in 1 s' \
+    'Booting 2. Returning guest (\images\hello-return.qcow2)...' "QB-GUEST-HELLO returning"
+after "$T" "QB-GUEST-HELLO returning" >"$W/e.after"
+if after "$W/e.after" "$HEADING" | grep -q -F "2. Returning guest failed (status" &&
+    ! grep -q 'Booting ".*" in [0-9]' "$W/e.after"; then
+    pass "e: a guest that returns brings the menu back, without a countdown"
+else
+    fail "e: the menu comes back after the guest" "$(tail -n 12 "$T" | tr '\n' '|')"
+fi
+if [ "$RC" -eq 0 ] && after "$W/e.after" 'Booting 3. Hello guest' | grep -q -x -F "$HELLO_MARK"; then
+    pass "e: 3 boots entry 3, the guest powers off"
+else
+    fail "e: 3 boots entry 3" "QEMU exit $RC; $(grep -v '^ *$' "$T" | tail -n 6 | tr '\n' '|')"
 fi
 
 finish
