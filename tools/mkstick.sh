@@ -56,8 +56,12 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 prog=mkstick
 
-usage() {
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+usage() {   # usage [STATUS]: the help, on stderr unless asked for
+    if [ "${1:-2}" = 0 ]; then
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    else
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+    fi
     exit "${1:-2}"
 }
 die() {
