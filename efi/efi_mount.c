@@ -145,7 +145,7 @@ int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot)
     EFI_DEVICE_PATH *path;
     EFI_HANDLE drv = NULL;
     EFI_STATUS st;
-    CHAR16 *argv[6] = { NULL };
+    CHAR16 *argv[7] = { NULL };
     char canon[QB_PATH_MAX];
     qb_err err = { 0, "" };
     char *where;
@@ -188,11 +188,12 @@ int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot)
     /* The driver's command line, as the shell would pass it. */
     argv[argc++] = ucs2(QB_EFI_DRIVER_FILE);
     argv[argc++] = ucs2("mount");
-    argv[argc++] = ucs2(canon);
     if (snapshot) {
         argv[argc++] = ucs2("--snapshot");
         argv[argc++] = ucs2(snapshot);
     }
+    argv[argc++] = ucs2("--");
+    argv[argc++] = ucs2(canon);
     for (UINTN i = 0; i < argc; i++)
         if (!argv[i]) {
             qb_efi_error(env, "mount: %s: name not representable in UCS-2 or out of memory",
@@ -223,8 +224,9 @@ int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot)
     BS->UninstallProtocolInterface(drv, &ShellParametersProtocolGuid, &params);
     status = driver_status(st);
     if (status == 0)
-        qb_printf(&env->out, "Mounted %s%s%s: 'map -r' shows its file systems\n", canon,
-                  snapshot ? " at snapshot " : "", snapshot ? snapshot : "");
+        qb_printf(&env->out, "Mounted %s%s%s%s\n", canon, snapshot ? " at snapshot " : "",
+                  snapshot ? snapshot : "",
+                  qb_efi_shell_present() ? ": 'map -r' shows its file systems" : "");
 out:
     for (UINTN i = 0; i < argc; i++)
         qb_free(&qb_efi_alloc, argv[i]);

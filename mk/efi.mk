@@ -112,8 +112,9 @@ efi: $(EFI_APP) $(EFI_DRV)
 all: $(EFI_DRV)
 
 # Small gnu-efi programs for the firmware tests (tests/firmware/*.c that
-# are not host code): a test guest's boot loader, a Block I/O probe.
-EFI_TEST_APPS := build/efi/guest_hello.efi build/efi/blockio_probe.efi
+# are not host code): a test guest's boot loader, a Block I/O probe, a
+# launcher for machines without a shell.
+EFI_TEST_APPS := build/efi/guest_hello.efi build/efi/blockio_probe.efi build/efi/launch.efi
 build/efi/test/%.o: tests/firmware/%.c mk/efi.mk mk/config.mk | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(EFI_SAY) CC "$@"

@@ -2,7 +2,7 @@
 # tests/run-all.sh runs them in order and sums the counts.
 
 TEST_SUITES := tests/unit/run.sh tests/conformance/run.sh tests/bad/run.sh $(FUZZ_SMOKE_SUITE) \
-               tests/firmware/run.sh
+               tests/firmware/run.sh tests/firmware/disk.sh
 
 test: $(DEPS_STAMP) all $(HOST_SAN_CLI) $(UNIT_TEST_BIN) $(LIBC_MINI_TEST_BIN) $(EFI_UNIT_BIN) $(FUZZ_BIN) \
       $(FUZZ_SEEDS)/.done
@@ -15,9 +15,11 @@ test-conformance: $(HOST_SAN_CLI)
 test-bad: $(HOST_SAN_CLI)
 	bash tests/run-all.sh tests/bad/run.sh
 test-firmware: all $(HOST_SAN_CLI) $(EFI_UNIT_BIN)
-	bash tests/run-all.sh tests/firmware/run.sh
+	bash tests/run-all.sh tests/firmware/run.sh tests/firmware/disk.sh
+test-disk: all $(EFI_TEST_APPS)
+	bash tests/run-all.sh tests/firmware/disk.sh
 
 # The suites run the sanitized CLI.
 export QB := $(abspath $(HOST_SAN_CLI))
 
-.PHONY: test test-unit test-conformance test-bad test-firmware
+.PHONY: test test-unit test-conformance test-bad test-firmware test-disk
