@@ -140,6 +140,15 @@ $(EFI_UNIT_BIN): $(EFI_UNIT_SRCS) efi/efi_path.h efi/efi_utf.h
 	$(EFI_Q)$(CC) -O1 -g $(WARN) -Iefi -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    $(EFI_UNIT_SRCS) -o $@
 
+# Host test of stick mode's config parser, run by tests/firmware/stick.sh.
+STICK_UNIT_BIN := build/tests/stick_unit
+STICK_UNIT_SRCS := tests/firmware/stick_unit.c efi/efi_config.c efi/efi_path.c core/qb_fmt.c
+$(STICK_UNIT_BIN): $(STICK_UNIT_SRCS) efi/efi_stick.h efi/efi_path.h core/qb_fmt.h
+	@mkdir -p $(@D)
+	$(EFI_SAY) CC "$@"
+	$(EFI_Q)$(CC) -O1 -g $(WARN) -Iefi -Icore -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    $(STICK_UNIT_SRCS) -o $@
+
 # Boots OVMF from a stick holding qcowboot.efi and a sample image and
 # prints what `qcowboot.efi info` said on the serial console.
 demo: $(EFI_APP) | $(DEPS_STAMP)
