@@ -89,30 +89,13 @@ static void help(const qb_out *o)
 
 int qb_cmd_check(const qb_env *env, int argc, char **argv)
 {
-    static const qb_longopt longs[] = {
-        { "json", false, 'j' }, { "output", true, 'o' }, { "help", false, 'h' },
-        { NULL, false, 0 },
-    };
-    bool json = false;
-    const char *fmt = NULL;
-    qb_getopt g;
-    qb_getopt_init(&g, argc, argv, &env->err);
-    int c;
-    while ((c = qb_getopt_next(&g, "f:h", longs)) != -1) {
-        switch (c) {
-        case 'j': json = true; break;
-        case 'o': json = strcmp(g.arg, "json") == 0; break;
-        case 'f': fmt = g.arg; break;
-        case 'h': help(&env->out); return 0;
-        default: help(&env->err); return 1;
-        }
-    }
-    if (g.index != argc - 1) {
-        help(&env->err);
-        return 1;
-    }
+    qb_image_args a;
+    int rc = qb_cmd_image_args(env, argc, argv, false, help, &a);
+    if (rc >= 0)
+        return rc;
+    bool json = a.json;
     qb_image *img;
-    if (qb_cmd_open(env, argv[g.index], fmt, NULL, true, &img))
+    if (qb_cmd_open(env, a.image, a.format, NULL, true, &img))
         return 1;
     if (!img->is_qcow2) {
         qb_cmd_error(env, "%s: format raw has no metadata to check", img->filename);
@@ -122,7 +105,6 @@ int qb_cmd_check(const qb_env *env, int argc, char **argv)
     qcow2_check_result res;
     qb_err err = { 0, "" };
     int r = qcow2_check(&img->q, &res, &env->err, env->progress, env->progress_ctx, &err);
-    int rc;
     if (r) {
         qb_cmd_error(env, "check failed: %s", err.msg);
         rc = 1;

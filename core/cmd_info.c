@@ -234,31 +234,13 @@ static void help(const qb_out *o)
 
 int qb_cmd_info(const qb_env *env, int argc, char **argv)
 {
-    static const qb_longopt longs[] = {
-        { "json", false, 'j' }, { "backing-chain", false, 'b' }, { "help", false, 'h' },
-        { "output", true, 'o' }, { NULL, false, 0 },
-    };
-    bool json = false, chain = false;
-    const char *fmt = NULL;
-    qb_getopt g;
-    qb_getopt_init(&g, argc, argv, &env->err);
-    int c;
-    while ((c = qb_getopt_next(&g, "f:h", longs)) != -1) {
-        switch (c) {
-        case 'j': json = true; break;
-        case 'o': json = strcmp(g.arg, "json") == 0; break;
-        case 'b': chain = true; break;
-        case 'f': fmt = g.arg; break;
-        case 'h': help(&env->out); return 0;
-        default: help(&env->err); return 1;
-        }
-    }
-    if (g.index != argc - 1) {
-        help(&env->err);
-        return 1;
-    }
+    qb_image_args a;
+    int rc = qb_cmd_image_args(env, argc, argv, true, help, &a);
+    if (rc >= 0)
+        return rc;
+    bool json = a.json, chain = a.chain;
     qb_image *img;
-    if (qb_cmd_open(env, argv[g.index], fmt, NULL, !chain, &img))
+    if (qb_cmd_open(env, a.image, a.format, NULL, !chain, &img))
         return 1;
     if (!chain) {
         if (json)

@@ -69,30 +69,13 @@ static void help(const qb_out *o)
 
 int qb_cmd_map(const qb_env *env, int argc, char **argv)
 {
-    static const qb_longopt longs[] = {
-        { "json", false, 'j' }, { "output", true, 'o' }, { "help", false, 'h' },
-        { NULL, false, 0 },
-    };
-    bool json = false;
-    const char *fmt = NULL;
-    qb_getopt g;
-    qb_getopt_init(&g, argc, argv, &env->err);
-    int c;
-    while ((c = qb_getopt_next(&g, "f:h", longs)) != -1) {
-        switch (c) {
-        case 'j': json = true; break;
-        case 'o': json = strcmp(g.arg, "json") == 0; break;
-        case 'f': fmt = g.arg; break;
-        case 'h': help(&env->out); return 0;
-        default: help(&env->err); return 1;
-        }
-    }
-    if (g.index != argc - 1) {
-        help(&env->err);
-        return 1;
-    }
+    qb_image_args a;
+    int arc = qb_cmd_image_args(env, argc, argv, false, help, &a);
+    if (arc >= 0)
+        return arc;
+    bool json = a.json;
     qb_image *img;
-    if (qb_cmd_open(env, argv[g.index], fmt, NULL, false, &img))
+    if (qb_cmd_open(env, a.image, a.format, NULL, false, &img))
         return 1;
     const qb_out *o = &env->out;
     if (json)

@@ -74,6 +74,56 @@ int qb_getopt_next(qb_getopt *g, const char *shortopts, const qb_longopt *longop
     return c;
 }
 
+int qb_cmd_image_args(const qb_env *env, int argc, char **argv, bool allow_chain,
+                      void (*help)(const qb_out *o), qb_image_args *a)
+{
+    static const qb_longopt longs[] = {
+        { "json", false, 'j' }, { "output", true, 'o' }, { "backing-chain", false, 'b' },
+        { "help", false, 'h' }, { NULL, false, 0 },
+    };
+    memset(a, 0, sizeof(*a));
+    qb_getopt g;
+    qb_getopt_init(&g, argc, argv, &env->err);
+    int c;
+    while ((c = qb_getopt_next(&g, "f:h", longs)) != -1) {
+        switch (c) {
+        case 'j':
+            a->json = true;
+            break;
+        case 'o':
+            if (strcmp(g.arg, "json") != 0 && strcmp(g.arg, "human") != 0) {
+                qb_cmd_error(env, "%s: --output must be json or human, not '%s'", argv[0], g.arg);
+                return 1;
+            }
+            a->json = strcmp(g.arg, "json") == 0;
+            break;
+        case 'b':
+            if (!allow_chain) {
+                qb_cmd_error(env, "%s: unknown option '--backing-chain'", argv[0]);
+                help(&env->err);
+                return 1;
+            }
+            a->chain = true;
+            break;
+        case 'f':
+            a->format = g.arg;
+            break;
+        case 'h':
+            help(&env->out);
+            return 0;
+        default:
+            help(&env->err);
+            return 1;
+        }
+    }
+    if (g.index != argc - 1) {
+        help(&env->err);
+        return 1;
+    }
+    a->image = argv[g.index];
+    return -1;
+}
+
 void qb_cmd_error(const qb_env *env, const char *fmt, ...)
 {
     va_list ap;

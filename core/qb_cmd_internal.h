@@ -31,6 +31,19 @@ void qb_getopt_init(qb_getopt *g, int argc, char **argv, const qb_out *err);
  * start at g->index afterwards. */
 int qb_getopt_next(qb_getopt *g, const char *shortopts, const qb_longopt *longopts);
 
+/* The arguments of the commands that report on one image (info, map,
+ * check): [--json | --output=json|human] [-f FMT] [--backing-chain] IMAGE. */
+typedef struct qb_image_args {
+    bool json;
+    bool chain;             /* --backing-chain, where allowed */
+    const char *format;
+    const char *image;
+} qb_image_args;
+/* Parses them. Returns -1 when the command goes on, otherwise the exit
+ * status to return (after --help, or a usage error reported with help). */
+int qb_cmd_image_args(const qb_env *env, int argc, char **argv, bool allow_chain,
+                      void (*help)(const qb_out *o), qb_image_args *a);
+
 /* Opens an image for a command; reports the error on env->err. */
 int qb_cmd_open(const qb_env *env, const char *filename, const char *format,
                 const char *snapshot, bool no_backing, qb_image **out);
