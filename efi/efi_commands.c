@@ -108,10 +108,26 @@ static int run(const qb_env *env, const command *c, int argc, char **argv)
     return qb_efi_unmount(env, image);
 }
 
-int qb_efi_command(const qb_env *env, int argc, char **argv)
+int qb_efi_command(const qb_env *env_in, int argc, char **argv)
 {
+    qb_env local = *env_in;
+    const qb_env *env = &local;
     const command *c = NULL;
 
+    /* The global --cache-size, as the engine's commands take it; anything
+     * wrong with it is left to them to report. */
+    while (argc >= 1 && strncmp(argv[0], "--cache-size", 12) == 0 &&
+           (argv[0][12] == '=' || argv[0][12] == '\0')) {
+        const char *v = argv[0][12] == '=' ? argv[0] + 13 : argc >= 2 ? argv[1] : NULL;
+        uint64_t bytes;
+        int used = argv[0][12] == '=' ? 1 : 2;
+
+        if (!v || !qb_parse_size(v, &bytes) || bytes > (1ull << 32))
+            return -1;
+        local.l2_cache_bytes = (size_t)bytes;
+        argc -= used;
+        argv += used;
+    }
     if (argc < 1)
         return -1;
     for (size_t i = 0; i < NCOMMANDS; i++)

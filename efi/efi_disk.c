@@ -34,17 +34,39 @@ static void warn_console(void *ctx, const char *msg)
     qb_efi_error(env, "warning: %s", msg);
 }
 
-/* The environment's opener, telling which backing file it opens: a long
- * chain on a slow stick takes a while. */
+/* Opens one file of the image through the environment's opener and, when
+ * it lies on a FAT volume, reads it past the FAT driver from then on (see
+ * efi_fatmap.c for why that matters). `resolved`: QB_PATH_MAX bytes. */
+static int open_layer_file(qb_efi_disk *disk, const char *relative_to, const char *name,
+                           qb_backend **out, char *resolved, qb_err *err)
+{
+    qb_err ferr = { 0, "" };
+    int r = disk->env.opener.open(disk->env.opener.ctx, relative_to, name, false, out, resolved,
+                                  err);
+
+    if (r < 0)
+        return r;
+    r = qb_efi_fatmap(resolved, out, &ferr);
+    if (r < 0 && r != QB_EUNSUPP)
+        qb_efi_error(&disk->env, "warning: %s: read through the file system (%s)", resolved,
+                     ferr.msg);
+    return QB_OK;
+}
+
+/* The opener the engine gets: the files as above, and a line for each
+ * backing file, since a long chain on a slow stick takes a while. */
 static int progress_open(void *ctx, const char *relative_to, const char *name, bool writable,
                          qb_backend **out, char *resolved, qb_err *err)
 {
     qb_efi_disk *disk = ctx;
-    int r = disk->env.opener.open(disk->env.opener.ctx, relative_to, name, writable, out,
-                                  resolved, err);
+    char buf[QB_PATH_MAX];
+    int r;
 
+    if (writable)
+        return qb_err_set(err, QB_EROFS, "%s: the disk is read-only", name);
+    r = open_layer_file(disk, relative_to, name, out, resolved ? resolved : buf, err);
     if (r == QB_OK && relative_to)
-        qb_printf(&disk->env.out, "  backing file %s\n", resolved ? resolved : name);
+        qb_printf(&disk->env.out, "  backing file %s\n", resolved ? resolved : buf);
     return r;
 }
 
@@ -114,7 +136,10 @@ int qb_efi_disk_publish(const qb_env *env, const char *image, const char *snapsh
         goto fail;
     qb_printf(&disk->env.out, "Opening %s%s%s\n", disk->name, snapshot ? " at snapshot " : "",
               snapshot ? snapshot : "");
-    r = env->opener.open(env->opener.ctx, NULL, disk->name, false, &file, NULL, err);
+    {
+        char resolved[QB_PATH_MAX];
+        r = open_layer_file(disk, NULL, disk->name, &file, resolved, err);
+    }
     if (r < 0)
         goto fail;
     memset(&o, 0, sizeof o);

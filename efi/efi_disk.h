@@ -4,6 +4,7 @@
  *   efi_blockio.c   EFI_BLOCK_IO_PROTOCOL over an open qb_image
  *   efi_devpath.c   the disk's device path and device path helpers
  *   efi_disk.c      publish (open, install, connect) and unpublish
+ *   efi_fatmap.c    image files on FAT read without the FAT driver
  *   efi_boot.c      the guest's EFI system partition, LoadImage/StartImage
  *   efi_mount.c     the resident driver that keeps a disk after `mount`
  *   efi_bench.c     Block I/O against the file protocol
@@ -94,6 +95,12 @@ bool qb_efi_devpath_is_image(const EFI_DEVICE_PATH *dp, const EFI_DEVICE_PATH *v
 EFI_DEVICE_PATH *qb_efi_devpath_file(EFI_HANDLE volume, const char *file);
 /* Device path as text (UTF-8, from qb_efi_alloc), or NULL. */
 char *qb_efi_devpath_text(const EFI_DEVICE_PATH *dp);
+
+/* efi_fatmap.c. When the canonical `path` lies on a FAT volume, replaces
+ * the open `file` by a backend reading the file's clusters through the
+ * volume's Disk I/O (and closes `file`). QB_EUNSUPP: not a FAT volume;
+ * other errors: the file does not map; `file` is left as it was. */
+int qb_efi_fatmap(const char *path, qb_backend **file, qb_err *err);
 
 /* efi_mount.c. */
 /* True when this copy runs as the resident driver (loaded from

@@ -145,7 +145,7 @@ int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot)
     EFI_DEVICE_PATH *path;
     EFI_HANDLE drv = NULL;
     EFI_STATUS st;
-    CHAR16 *argv[7] = { NULL };
+    CHAR16 *argv[8] = { NULL };
     char canon[QB_PATH_MAX];
     qb_err err = { 0, "" };
     char *where;
@@ -187,6 +187,12 @@ int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot)
 
     /* The driver's command line, as the shell would pass it. */
     argv[argc++] = ucs2(QB_EFI_DRIVER_FILE);
+    if (env->l2_cache_bytes) {
+        char opt[48];
+        qb_snprintf(opt, sizeof opt, "--cache-size=%llu",
+                    (unsigned long long)env->l2_cache_bytes);
+        argv[argc++] = ucs2(opt);
+    }
     argv[argc++] = ucs2("mount");
     if (snapshot) {
         argv[argc++] = ucs2("--snapshot");

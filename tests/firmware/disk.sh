@@ -271,13 +271,47 @@ if [ "$SB" = 1 ]; then
     ) >"$W/secure.log" 2>&1 || setup_fail "Secure Boot stick: $(tail -n 5 "$W/secure.log")"
 fi
 
+# The shell's stick is FAT32 with 512-byte clusters (the others are FAT16,
+# made by tools/mkfat.sh), and gpt.qcow2 on it is fragmented: a filler file
+# is copied first and deleted, leaving a hole the image starts in.
+(
+    set -e
+    img=$W/shell.img
+    mkfs.vfat -F 32 -s 1 -S 512 -n QBSHELL -C "$img" $((96 * 1024)) >/dev/null
+    head -c 300000 /dev/zero >"$G/filler"
+    mcopy -i "$img" "$G/filler" ::/FILLER
+    mcopy -i "$img" "$G/random" ::/SPACER
+    mdel -i "$img" ::/FILLER
+    # mtools allocates after the FSInfo sector's next-free hint: point it
+    # at the start of the data area, into the hole.
+    python3 - "$img" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+f.seek(48); fsinfo = struct.unpack("<H", f.read(2))[0]
+f.seek(fsinfo * 512 + 492); f.write(struct.pack("<I", 2))
+PY
+    mcopy -i "$img" "$SH/gpt.qcow2" ::/gpt.qcow2
+    mshowfat -i "$img" ::/gpt.qcow2 >"$W/shell-gpt.fat"
+    rm "$SH/gpt.qcow2"
+    export LC_ALL=C.UTF-8
+    mcopy -s -Q -i "$img" "$SH"/* ::/
+) >"$W/shell-stick.log" 2>&1 || setup_fail "shell stick: $(tail -n 5 "$W/shell-stick.log")"
+if [ "$(grep -o '<[0-9]*-[0-9]*>' "$W/shell-gpt.fat" | wc -l)" -ge 2 ]; then
+    pass "setup: gpt.qcow2 is fragmented on the FAT32 stick ($(tr -d '\n' <"$W/shell-gpt.fat" | cut -c1-80))"
+else
+    fail "setup: fragmented image" "$(cat "$W/shell-gpt.fat")"
+fi
+
 # --- runs -------------------------------------------------------------------------
-# run NAME [qemu-run.sh options]: boots the stick made from $W/NAME; the
-# console goes to $W/NAME.txt, the exit status to NAME.rc, seconds to NAME.time.
+# run NAME [qemu-run.sh options]: boots the stick $W/NAME.img (made from
+# $W/NAME unless it exists); the console goes to $W/NAME.txt, the exit
+# status to NAME.rc, seconds to NAME.time.
 run() {
     local name=$1; shift
     local start end rc=0
-    bash "$QB_ROOT/tools/mkfat.sh" "$W/$name.img" "$W/$name" >/dev/null || { echo 99 >"$W/$name.rc"; return; }
+    if [ ! -f "$W/$name.img" ]; then
+        bash "$QB_ROOT/tools/mkfat.sh" "$W/$name.img" "$W/$name" >/dev/null || { echo 99 >"$W/$name.rc"; return; }
+    fi
     start=$(date +%s.%N)
     bash "$QB_ROOT/tools/qemu-run.sh" --disk "$W/$name.img" --log "$W/$name.log" --timeout 240 \
         --key-after "$FW_SHELL_PROMPT_TEXT" --stop-on "$FW_CRASH_TEXT" \
@@ -362,6 +396,13 @@ for b in "${BOOTS[@]}"; do
         pass "boot $name: guest read its data file intact through the disk"
     else
         fail "boot $name: guest data" "$(grep '^QB-GUEST-HELLO data' "$con") (want $DATA_CRC $DATA_SIZE)"
+    fi
+    # TPL_APPLICATION (4) at the start and after reading through the disk:
+    # the firmware's FAT driver must not have been entered twice.
+    if grep -q '^QB-GUEST-HELLO tpl start 4$' "$con" && grep -q '^QB-GUEST-HELLO tpl after-read 4$' "$con"; then
+        pass "boot $name: guest runs at TPL_APPLICATION before and after its reads"
+    else
+        fail "boot $name: guest TPL" "$(grep '^QB-GUEST-HELLO tpl' "$con" | tr '\n' '|')"
     fi
     if [ "$rc" = 0 ] && grep -q '^QB-GUEST-HELLO powering off' "$con" &&
         [ -z "$(status_of "$con" "$name")" ]; then

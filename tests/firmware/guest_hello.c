@@ -5,8 +5,10 @@
  * the serial console and QEMU exit by itself. With a file \EFI\BOOT\RETURN
  * on its volume it returns EFI_ABORTED to its caller instead.
  *
+ *   QB-GUEST-HELLO tpl start <TPL>
  *   QB-GUEST-HELLO device <device path of the volume it came from>
  *   QB-GUEST-HELLO data <CRC32 of \DATA.BIN> <size>
+ *   QB-GUEST-HELLO tpl after-read <TPL>
  *   QB-GUEST-HELLO powering off   |   QB-GUEST-HELLO returning
  */
 #include <efi.h>
@@ -50,6 +52,16 @@ static void data_crc(EFI_FILE_HANDLE root)
     uefi_call_wrapper(f->Close, 1, f);
 }
 
+/* The TPL we run at: a boot loader is started at TPL_APPLICATION and file
+ * reads must leave it there. */
+static void print_tpl(const CHAR16 *when)
+{
+    EFI_TPL t = uefi_call_wrapper(BS->RaiseTPL, 1, TPL_HIGH_LEVEL);
+
+    uefi_call_wrapper(BS->RestoreTPL, 1, t);
+    Print(L"QB-GUEST-HELLO tpl %s %d\n", when, (UINTN)t);
+}
+
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
     EFI_LOADED_IMAGE *li = NULL;
@@ -57,6 +69,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
     BOOLEAN ret = FALSE;
 
     InitializeLib(image, systab);
+    print_tpl(L"start");
     if (uefi_call_wrapper(BS->HandleProtocol, 3, image, &LoadedImageProtocol, (void **)&li) ==
         EFI_SUCCESS) {
         CHAR16 *dev = DevicePathToStr(DevicePathFromHandle(li->DeviceHandle));
@@ -64,6 +77,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
         root = LibOpenRoot(li->DeviceHandle);
         if (root) {
             data_crc(root);
+            print_tpl(L"after-read");
             f = open_file(root, L"\\EFI\\BOOT\\RETURN");
             if (f) {
                 ret = TRUE;
