@@ -134,6 +134,24 @@ int qb_efi_disk_publish(const qb_env *env, const char *image, const char *snapsh
     r = qb_efi_resolve(NULL, image, disk->name, err);
     if (r < 0)
         goto fail;
+    r = volume_of(disk->name, &volume, &path, err);
+    if (r < 0)
+        goto fail;
+    disk->devpath = qb_efi_devpath_disk(volume, path, disk->snapshot);
+    if (!disk->devpath) {
+        r = qb_err_set(err, QB_ENOMEM, "%s: cannot make a device path", disk->name);
+        goto fail;
+    }
+    /* One disk per image and snapshot: two handles with one device path
+     * would confuse every driver and boot option that looks it up. */
+    rest = disk->devpath;
+    if (BS->LocateDevicePath(&BlockIoProtocol, &rest, &other) == EFI_SUCCESS &&
+        IsDevicePathEnd(rest)) {
+        r = qb_err_set(err, QB_EINVAL, "%s%s%s is mounted already (unmount it first)", disk->name,
+                       snapshot ? " at snapshot " : "", snapshot ? snapshot : "");
+        goto fail;
+    }
+
     qb_printf(&disk->env.out, "Opening %s%s%s\n", disk->name, snapshot ? " at snapshot " : "",
               snapshot ? snapshot : "");
     {
@@ -159,23 +177,6 @@ int qb_efi_disk_publish(const qb_env *env, const char *image, const char *snapsh
         goto fail;
     }
 
-    r = volume_of(disk->name, &volume, &path, err);
-    if (r < 0)
-        goto fail;
-    disk->devpath = qb_efi_devpath_disk(volume, path, disk->snapshot);
-    if (!disk->devpath) {
-        r = qb_err_set(err, QB_ENOMEM, "%s: cannot make a device path", disk->name);
-        goto fail;
-    }
-    /* One disk per image and snapshot: two handles with one device path
-     * would confuse every driver and boot option that looks it up. */
-    rest = disk->devpath;
-    if (BS->LocateDevicePath(&BlockIoProtocol, &rest, &other) == EFI_SUCCESS &&
-        IsDevicePathEnd(rest)) {
-        r = qb_err_set(err, QB_EINVAL, "%s%s%s is mounted already (unmount it first)", disk->name,
-                       snapshot ? " at snapshot " : "", snapshot ? snapshot : "");
-        goto fail;
-    }
 
     qb_efi_blockio_init(&disk->blockio, disk->img, disk->name, &disk->env);
     disk->info.revision = QB_EFI_DISK_INFO_REVISION;
