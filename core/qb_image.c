@@ -127,9 +127,10 @@ static int open_layer(qb_image **out, const chain_ctx *cc, const qb_image *paren
             r = qb_err_set(err, QB_EUNSUPP, "%s: raw images have no snapshots", img->filename);
             goto fail;
         }
-        r = qb_backend_size(img->file, &img->size, err);
+        r = qb_backend_size(img->file, &img->file_size, err);
         if (r)
             goto fail;
+        img->size = img->file_size;
         /* As QEMU, a raw disk is whole sectors: a partial last sector
          * reads as zeros to its end. */
         if (img->size > UINT64_MAX - 511) {

@@ -15,6 +15,7 @@ struct qb_image {
     bool is_qcow2;
     qcow2 q;
     uint64_t size;              /* virtual size */
+    uint64_t file_size;         /* bytes in the file (a raw layer's data ends there) */
     qb_image *backing;
     unsigned depth;             /* 0 for the top */
     int prealloc_state;         /* metadata preallocation: -1 unknown, 0 no, 1 yes */

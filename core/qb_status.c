@@ -16,10 +16,8 @@ static int layer_status(qb_image *img, uint64_t off, uint64_t len, qb_status *st
         /* A raw layer is its file: data or hole, always allocated. */
         bool hole = false;
         uint64_t n = len;
-        uint64_t fsize;
-        int r = qb_backend_size(img->file, &fsize, err);
-        if (r)
-            return r;
+        uint64_t fsize = img->file_size;   /* images are not resized while open */
+        int r;
         if (off >= fsize) {
             hole = true;
         } else {
@@ -81,19 +79,17 @@ static int layer_status(qb_image *img, uint64_t off, uint64_t len, qb_status *st
             img->prealloc_state = qcow2_detect_metadata_prealloc(q) == 1;
         if (img->prealloc_state == 1) {
             qb_backend *f = q->data_file;
-            uint64_t fsize;
-            if (qb_backend_size(f, &fsize, err) == QB_OK) {
-                if (st->offset >= fsize) {
-                    st->zero = true;
-                } else if (f->vt->extent) {
-                    bool hole;
-                    uint64_t n = st->length;
-                    if (n > fsize - st->offset)
-                        n = fsize - st->offset;
-                    if (f->vt->extent(f, st->offset, n, &hole, &n, err) == QB_OK) {
-                        st->length = n;
-                        st->zero = hole;
-                    }
+            uint64_t fsize = q->data_file_size;
+            if (st->offset >= fsize) {
+                st->zero = true;
+            } else if (f->vt->extent) {
+                bool hole;
+                uint64_t n = st->length;
+                if (n > fsize - st->offset)
+                    n = fsize - st->offset;
+                if (f->vt->extent(f, st->offset, n, &hole, &n, err) == QB_OK) {
+                    st->length = n;
+                    st->zero = hole;
                 }
             }
         }

@@ -144,6 +144,7 @@ typedef struct qcow2 {
     qb_backend *data_file;      /* == file unless an external data file is used */
     char *data_file_path;       /* resolved path of the external data file */
     uint64_t file_size;
+    uint64_t data_file_size;    /* == file_size without an external data file */
 
     qcow2_header h;
     uint64_t cluster_size;

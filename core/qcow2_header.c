@@ -421,6 +421,7 @@ static int open_data_file(qcow2 *q, const qb_open_opts *opts, qb_err *err)
                               "data file",
                               q->filename);
         q->data_file = q->file;
+        q->data_file_size = q->file_size;
         return QB_OK;
     }
     if (!q->has_data_file_name || !q->data_file_name[0])
@@ -441,6 +442,9 @@ static int open_data_file(qcow2 *q, const qb_open_opts *opts, qb_err *err)
     q->data_file_path[0] = '\0';
     int r = opts->opener->open(opts->opener->ctx, q->filename, q->data_file_name, opts->writable,
                                &q->data_file, q->data_file_path, err);
+    if (r)
+        return qb_err_prefix(err, "%s: external data file: ", q->filename);
+    r = qb_backend_size(q->data_file, &q->data_file_size, err);
     if (r)
         return qb_err_prefix(err, "%s: external data file: ", q->filename);
     return QB_OK;

@@ -16,6 +16,10 @@ typedef struct posix_backend {
     qb_backend base;
     int fd;
     char *path;
+    /* The last extent the file system reported, [ext_start, ext_end):
+     * scans of many small ranges ask about the same extent again and again. */
+    uint64_t ext_start, ext_end;
+    bool ext_hole;
 } posix_backend;
 
 static int io_error(qb_err *err, const posix_backend *p, const char *op, uint64_t off)
@@ -49,6 +53,7 @@ static int px_read(qb_backend *b, uint64_t off, void *buf, size_t len, qb_err *e
 static int px_write(qb_backend *b, uint64_t off, const void *buf, size_t len, qb_err *err)
 {
     posix_backend *p = (posix_backend *)b;
+    p->ext_end = 0;     /* the extents may change */
     const uint8_t *in = buf;
     while (len) {
         ssize_t n = pwrite(p->fd, in, len, (off_t)off);
@@ -92,10 +97,14 @@ static int px_size(qb_backend *b, uint64_t *size, qb_err *err)
 static int px_set_size(qb_backend *b, uint64_t size, qb_err *err)
 {
     posix_backend *p = (posix_backend *)b;
+    p->ext_end = 0;
     if (ftruncate(p->fd, (off_t)size) < 0)
         return io_error(err, p, "truncate", size);
     return QB_OK;
 }
+
+static int px_extent_query(posix_backend *p, uint64_t off, uint64_t len, bool *hole,
+                           uint64_t *n);
 
 /* Holes as the file system reports them (SEEK_DATA/SEEK_HOLE), the same
  * source qemu-img uses. */
@@ -103,6 +112,23 @@ static int px_extent(qb_backend *b, uint64_t off, uint64_t len, bool *hole, uint
                      qb_err *err)
 {
     posix_backend *p = (posix_backend *)b;
+    if (off >= p->ext_start && off < p->ext_end) {
+        *hole = p->ext_hole;
+        *n = p->ext_end - off < len ? p->ext_end - off : len;
+        return QB_OK;
+    }
+    int r = px_extent_query(p, off, len, hole, n);
+    if (*n) {
+        p->ext_start = off;
+        p->ext_end = off + *n;
+        p->ext_hole = *hole;
+    }
+    return r;
+}
+
+/* Asks the file system (SEEK_DATA/SEEK_HOLE). */
+static int px_extent_query(posix_backend *p, uint64_t off, uint64_t len, bool *hole, uint64_t *n)
+{
     off_t data = lseek(p->fd, (off_t)off, SEEK_DATA);
     if (data < 0) {
         if (errno == ENXIO) {           /* no data after off: a hole to EOF */
