@@ -2,11 +2,12 @@
  * Entry point of qcowboot.efi. gnu-efi's crt0 calls efi_main with the SysV
  * ABI after relocating the image, so it is not EFIAPI.
  *
- * From the UEFI shell: `qcowboot.efi COMMAND ARGS...` runs one engine
- * command, exactly as `qcowboot COMMAND ARGS...` does on Linux, and the
- * exit status becomes the image's return status (the shell's %lasterror%).
- * Started without arguments (or outside the shell) it runs the default
- * action, which prints the usage for now.
+ * From the UEFI shell: `qcowboot.efi COMMAND ARGS...` runs one command:
+ * the firmware-only ones (boot, mount, unmount, bench) or an engine command
+ * exactly as `qcowboot COMMAND ARGS...` runs it on Linux; the exit status
+ * becomes the image's return status (the shell's %lasterror%). Started
+ * without arguments, typically as a stick's \EFI\BOOT\BOOTX64.EFI, it runs
+ * stick mode: the configured image or a menu of the stick's images.
  */
 #include "qb_boot.h"
 
@@ -21,20 +22,6 @@ EFI_HANDLE qb_efi_image;
 static EFI_STATUS exit_status(int status)
 {
     return status == 0 ? EFI_SUCCESS : (EFI_STATUS)EFIERR_OEM((UINT64)(unsigned)status);
-}
-
-/* Until the firmware-only commands and stick mode are linked in, these
- * weak definitions stand for them: no such command, and the usage. */
-__attribute__((weak)) int qb_efi_command(const qb_env *e, int argc, char **argv)
-{
-    return -1;
-}
-
-__attribute__((weak)) int qb_efi_stick_main(const qb_env *e)
-{
-    char *none[] = { NULL };
-
-    return qb_cmd_main(e, 0, none);
 }
 
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
