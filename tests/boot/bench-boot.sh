@@ -4,8 +4,9 @@
 # guest booted
 #   raw       as its raw disk attached to QEMU as the USB stick (OVMF boots
 #             its \EFI\BOOT\BOOTX64.EFI directly)
-#   VARIANT   from a stick holding qcowboot.efi as \EFI\BOOT\BOOTX64.EFI, the
-#             guest's qcow2 image and a qcowboot.cfg with `timeout = 0`
+#   VARIANT   from a stick made by tools/mkstick.sh: qcowboot.efi as
+#             \EFI\BOOT\BOOTX64.EFI, the guest's qcow2 image and a
+#             qcowboot.cfg with `timeout = 0`
 # on the same accelerator (tools/kvm-probe.sh), runs interleaved, best of
 # N, and prints each time and its ratio to the raw boot (target: <= 1.15).
 #
@@ -27,13 +28,8 @@ accel=$(bash "$BOOT_ROOT/tools/kvm-probe.sh")
 export QB_ACCEL=$accel
 
 for v in "${variants[@]}"; do
-    d=$W/tree-$v
-    cp -r "$(guest_tree "$guest" "$v")" "$d"
-    mkdir -p "$d/EFI/BOOT"
-    cp "$BOOT_EFI_APP" "$d/EFI/BOOT/BOOTX64.EFI"
-    printf 'timeout = 0\r\n' >"$d/qcowboot.cfg"
-    bash "$BOOT_ROOT/tools/mkfat.sh" "$W/stick-$v.img" "$d"
-    rm -rf "$d"
+    bash "$BOOT_ROOT/tools/mkstick.sh" -q --efi "$BOOT_EFI_APP" --timeout 0 "$W/stick-$v.img" \
+        "$(guest_tree "$guest" "$v")/$(guest_image_name "$guest" "$v")"
 done
 
 # One QEMU at a time with the firmware-driven suites.

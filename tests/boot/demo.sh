@@ -2,9 +2,10 @@
 # `make demo`: builds the sample guest (a Debian kernel with a busybox
 # initramfs on a GPT disk whose ESP holds a unified kernel image, as a
 # zstd-compressed qcow2), puts it on a FAT stick with qcowboot.efi as
-# \EFI\BOOT\BOOTX64.EFI, and boots the stick in QEMU with OVMF. The serial
-# console (firmware, qcowboot's menu, the guest's kernel and init) is shown
-# live; the demo ends when the guest powers the machine off.
+# \EFI\BOOT\BOOTX64.EFI (tools/mkstick.sh, a menu with a 3 s countdown),
+# and boots the stick in QEMU with OVMF. The serial console (firmware,
+# qcowboot's menu, the guest's kernel and init) is shown live; the demo
+# ends when the guest powers the machine off.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -17,16 +18,12 @@ echo "== building the sample guest (cached under $GUESTS_DIR)"
 bash "$BOOT_ROOT/tests/boot/make-guests.sh"
 [ -f "$BOOT_EFI_APP" ] || { echo "demo: no $BOOT_EFI_APP (make all)" >&2; exit 1; }
 
-echo "== making the stick $W/stick.img"
+echo "== making the stick $W/stick.img (tools/mkstick.sh)"
 rm -rf "$W"
 mkdir -p "$W"
-cp -r "$(guest_tree "$guest" "$variant")" "$W/stick"
-mkdir -p "$W/stick/EFI/BOOT"
-cp "$BOOT_EFI_APP" "$W/stick/EFI/BOOT/BOOTX64.EFI"
-printf '# qcowboot.cfg\r\ntimeout = 3\r\nentry = %s | Sample guest: Debian kernel + busybox (GPT, unified kernel image, zstd qcow2)\r\n' \
-    "$image" >"$W/stick/qcowboot.cfg"
-bash "$BOOT_ROOT/tools/mkfat.sh" "$W/stick.img" "$W/stick"
-(cd "$W/stick" && find . -type f | sort | sed 's|^\./|   |')
+bash "$BOOT_ROOT/tools/mkstick.sh" --efi "$BOOT_EFI_APP" --timeout 3 \
+    --entry "$image:Sample guest (Debian kernel + busybox, GPT + UKI, zstd qcow2)" \
+    "$W/stick.img" "$(guest_tree "$guest" "$variant")/$image"
 
 accel=$(bash "$BOOT_ROOT/tools/kvm-probe.sh")
 echo "== booting OVMF ($accel) from the stick; serial console:"
@@ -37,9 +34,13 @@ rc=0
 bash "$BOOT_ROOT/tools/qemu-run.sh" --disk "$W/stick.img" --log "$log" --timeout 300 \
     --accel "$accel" --stop-on "$BOOT_CRASH_TEXT" --stop-on "Shell> " &
 qpid=$!
-# Show the console as it grows, without the terminal's escape sequences.
+# Show the console as it grows, as plain lines: cursor moves (the menu's
+# redraws) become line breaks, other escape sequences go, runs of blank
+# lines shrink to one.
 tail -n +1 -f --pid="$qpid" "$log" |
-    sed -u 's/\x1b\[[0-9;=?]*[A-Za-z]//g; s/\x1b[()][A-Za-z0-9]//g; s/\r//g' &
+    sed -u -E 's/\x1b\[[0-9]+;[0-9]+H/\n/g; s/\x1b\[[0-9;=?]*[A-Za-z]//g; s/\x1b[()][A-Za-z0-9]//g; s/\r//g' |
+    awk '/^[[:space:]]*$/ { if (blank) next; blank = 1; print; fflush(); next }
+         { blank = 0; print; fflush() }' &
 tpid=$!
 wait "$qpid" || rc=$?
 wait "$tpid" 2>/dev/null || true
