@@ -10,6 +10,7 @@
  * stick mode: the configured image or a menu of the stick's images.
  */
 #include "qb_boot.h"
+#include "efi_disk.h"
 
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 
@@ -50,7 +51,13 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
         return st;
     }
     /* argv[0] is the program itself; the engine wants the command first. */
-    if (args.argc < 2) {
+    if (args.argc < 2 && qb_efi_is_driver()) {
+        /* The driver build only mounts; loaded bare (the shell's `load`)
+         * it must not start booting from its own volume. */
+        qb_printf(&e.err, "%s: the driver build only runs 'mount IMAGE' (use qcowboot.efi mount)\n",
+                  QB_EFI_DRIVER_FILE);
+        status = 1;
+    } else if (args.argc < 2) {
         status = qb_efi_stick_main(&e);
     } else {
         status = qb_efi_command(&e, args.argc - 1, args.argv + 1);
