@@ -9,6 +9,14 @@
 #   3. `qcowboot.efi boot fs0:\IMAGE` from the UEFI shell's startup.nsh (mode
 #      "shell": the stick has no BOOTX64.EFI, the firmware falls through to
 #      the shell).
+#   4. "shell-commands": one shell session that mounts an image, lists its
+#      ESP through the new fsN: and unmounts it, then `boot`s each broken
+#      image of build/guests/bad/ (corrupt header, corrupt boot loader
+#      cluster, missing backing file, no ESP, no boot loader): each must
+#      fail with a message and a non-zero status;
+#   5. "menu-errors": the same broken images as entries of a stick's menu:
+#      each failure must show its reason and bring the menu back; keys
+#      typed over QMP choose the next entry and finally power off.
 # A boot passes when the guest's marker is on the serial console and QEMU
 # exited 0 by itself (the guest powered off) within the time limit.
 #
