@@ -1,6 +1,6 @@
 # qcowboot: one engine (core/), two front ends (tools/host for Linux,
 # efi/ for firmware). `make` builds both; `make test` runs every test;
-# `make demo` boots OVMF and runs qcowboot.efi on a sample image.
+# `make demo` builds a sample guest qcow2 and a stick and boots it under OVMF.
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:

@@ -262,6 +262,8 @@ static int start(const qb_env *env, qb_efi_disk *disk, const part *p)
         const char *why = "";
         if (st == EFI_SECURITY_VIOLATION || st == EFI_ACCESS_DENIED)
             why = " (Secure Boot: the boot loader is not signed by a key the firmware trusts)";
+        else if (disk->blockio.errors)
+            why = " (the virtual disk had read errors, see above: the image is damaged)";
         else if (st == EFI_UNSUPPORTED || st == EFI_LOAD_ERROR)
             why = " (not an EFI program for this machine)";
         qb_efi_error(env, "%s: the firmware refused to load %s from %s: %s%s", disk->name,

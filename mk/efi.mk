@@ -11,7 +11,7 @@
 #     self-relocation handles nothing else, so an absolute one would point
 #     into the void once the firmware loads us elsewhere).
 #
-# `make demo` boots OVMF on a sample image and shows `qcowboot.efi info`.
+# `make demo` boots a sample guest from a qcow2 image on a stick (tests/boot/demo.sh).
 
 EFI_APP := build/efi/qcowboot.efi
 EFI_SO := build/efi/qcowboot.so
