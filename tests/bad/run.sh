@@ -22,13 +22,7 @@ if [ "${QB_KEEP:-0}" = 1 ]; then echo "images kept in $T"; else trap 'rm -rf "$T
 O=$T/out
 mkdir -p "$O"
 
-if [ ! -x "$QB" ]; then
-    fail "build" "$QB is missing (make build/host/qcowboot)"
-    finish; exit 1
-fi
-if ! grep -qa -e __asan_init -e __ubsan_handle "$QB"; then
-    echo "note: $QB is not built with ASan/UBSan; sanitizer checks see nothing"
-fi
+require_qb
 if ! python3 "$HERE/make_bad_images.py" "$T" >"$O/gen.log" 2>&1; then
     fail "generate" "$(tail -n 5 "$O/gen.log" | tr '\n' ' ')"
     finish; exit 1

@@ -29,13 +29,7 @@ cd "$T" || exit 1
 O=$T/out
 mkdir -p "$O"
 
-if [ ! -x "$QB" ]; then
-    fail "build" "$QB is missing (make build/host/qcowboot)"
-    finish; exit 1
-fi
-if ! grep -qa -e __asan_init -e __ubsan_handle "$QB"; then
-    echo "note: $QB is not built with ASan/UBSan; sanitizer checks see nothing"
-fi
+require_qb
 
 # ---------------------------------------------------------------------------
 # Running the tools

@@ -33,21 +33,7 @@ for f in "$FW_EFI_APP" "$QB" /usr/share/OVMF/OVMF_CODE_4M.fd; do
 done
 
 # --- host tests of the front end's path and UTF-8/UCS-2 code ---------------------
-if make -s -C "$QB_ROOT" build/tests/efi_unit >"$W/efi_unit.build" 2>&1; then
-    unit_out=$("$QB_ROOT/build/tests/efi_unit" 2>&1)
-    unit_rc=$?
-    while IFS= read -r line; do
-        case $line in
-        "ok   "*) pass "${line#ok   }" ;;
-        "FAIL "*) fail "efi_unit" "${line#FAIL }" ;;
-        esac
-    done <<<"$unit_out"
-    if [ "$unit_rc" -ne 0 ] && ! grep -q '^FAIL ' <<<"$unit_out"; then
-        fail "efi_unit" "exit $unit_rc: $(tail -n 5 <<<"$unit_out")"
-    fi
-else
-    fail "efi_unit: build" "$(tail -n 5 "$W/efi_unit.build")"
-fi
+unit_binary efi_unit build/tests/efi_unit
 
 # --- images ------------------------------------------------------------------
 (

@@ -38,21 +38,7 @@ for f in "$FW_EFI_APP" /usr/share/OVMF/OVMF_CODE_4M.fd; do
 done
 
 # --- the config parser ---------------------------------------------------------
-if make -s -C "$QB_ROOT" build/tests/stick_unit >"$W/stick_unit.build" 2>&1; then
-    unit_out=$("$QB_ROOT/build/tests/stick_unit" 2>&1)
-    unit_rc=$?
-    while IFS= read -r l; do
-        case $l in
-        "ok   "*) pass "${l#ok   }" ;;
-        "FAIL "*) fail "stick_unit" "${l#FAIL }" ;;
-        esac
-    done <<<"$unit_out"
-    if [ "$unit_rc" -ne 0 ] && ! grep -q '^FAIL ' <<<"$unit_out"; then
-        fail "stick_unit" "exit $unit_rc: $(tail -n 5 <<<"$unit_out")"
-    fi
-else
-    fail "stick_unit: build" "$(tail -n 5 "$W/stick_unit.build")"
-fi
+unit_binary stick_unit build/tests/stick_unit
 
 # --- images ----------------------------------------------------------------------
 I=$W/images
