@@ -41,6 +41,7 @@ typedef struct write_behind {
     unsigned used;      /* slots filled, not yet written */
     bool stop;
     int error;          /* first errno from the thread */
+    bool error_reported; /* returned to a caller at least once */
     uint64_t error_off;
 } write_behind;
 
@@ -88,6 +89,7 @@ static int take_error(write_behind *w, qb_err *err)
 {
     if (!w->error)
         return QB_OK;
+    w->error_reported = true;
     return qb_err_set(err, QB_EIO, "%s: write at offset %llu failed: %s", w->path,
                       (unsigned long long)w->error_off, strerror(w->error));
 }
@@ -97,6 +99,17 @@ static void drain_locked(write_behind *w)
 {
     while (w->used)
         pthread_cond_wait(&w->changed, &w->lock);
+}
+
+/* Waits until every queued slot is written; with err, also returns the
+ * first write error so far (it stays set: every later call reports it). */
+static int drain(write_behind *w, qb_err *err)
+{
+    pthread_mutex_lock(&w->lock);
+    drain_locked(w);
+    int r = err ? take_error(w, err) : QB_OK;
+    pthread_mutex_unlock(&w->lock);
+    return r;
 }
 
 static int wb_write(qb_backend *b, uint64_t off, const void *buf, size_t len, qb_err *err)
@@ -132,10 +145,7 @@ static int wb_write(qb_backend *b, uint64_t off, const void *buf, size_t len, qb
 static int wb_read(qb_backend *b, uint64_t off, void *buf, size_t len, qb_err *err)
 {
     write_behind *w = (write_behind *)b;
-    pthread_mutex_lock(&w->lock);
-    drain_locked(w);
-    int r = take_error(w, err);
-    pthread_mutex_unlock(&w->lock);
+    int r = drain(w, err);
     if (r)
         return r;
     uint8_t *out = buf;
@@ -160,10 +170,7 @@ static int wb_read(qb_backend *b, uint64_t off, void *buf, size_t len, qb_err *e
 static int wb_flush(qb_backend *b, qb_err *err)
 {
     write_behind *w = (write_behind *)b;
-    pthread_mutex_lock(&w->lock);
-    drain_locked(w);
-    int r = take_error(w, err);
-    pthread_mutex_unlock(&w->lock);
+    int r = drain(w, err);
     if (r)
         return r;
     if (fdatasync(w->fd) < 0 && errno != EINVAL && errno != EROFS)
@@ -174,9 +181,7 @@ static int wb_flush(qb_backend *b, qb_err *err)
 static int wb_size(qb_backend *b, uint64_t *size, qb_err *err)
 {
     write_behind *w = (write_behind *)b;
-    pthread_mutex_lock(&w->lock);
-    drain_locked(w);
-    pthread_mutex_unlock(&w->lock);
+    drain(w, NULL);
     struct stat st;
     if (fstat(w->fd, &st) < 0)
         return qb_err_set(err, QB_EIO, "%s: stat failed: %s", w->path, strerror(errno));
@@ -187,10 +192,7 @@ static int wb_size(qb_backend *b, uint64_t *size, qb_err *err)
 static int wb_set_size(qb_backend *b, uint64_t size, qb_err *err)
 {
     write_behind *w = (write_behind *)b;
-    pthread_mutex_lock(&w->lock);
-    drain_locked(w);
-    int r = take_error(w, err);
-    pthread_mutex_unlock(&w->lock);
+    int r = drain(w, err);
     if (r)
         return r;
     if (ftruncate(w->fd, (off_t)size) < 0)
@@ -207,7 +209,7 @@ static void wb_close(qb_backend *b)
     pthread_cond_broadcast(&w->changed);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
-    if (w->error)
+    if (w->error && !w->error_reported)   /* nobody heard of it: say it now */
         fprintf(stderr, "qcowboot: %s: write at offset %llu failed: %s\n", w->path,
                 (unsigned long long)w->error_off, strerror(w->error));
     for (unsigned i = 0; i < WB_SLOTS; i++)
