@@ -112,4 +112,16 @@ while IFS=$'\t' read -r name cmd expect regex image args; do
 done <manifest.tsv
 [ "$nlines" -gt 0 ] || fail "manifest" "no cases generated"
 
+# Bad output, not bad input: a full device must stop convert with the
+# reason, once, and a non-zero exit.
+qemu-img create -q -f qcow2 "$O/full.qcow2" 4M
+qemu-io -c 'write -P 0x5a 0 1M' "$O/full.qcow2" >/dev/null
+timeout 20 "$QB" convert "$O/full.qcow2" /dev/full >/dev/null 2>"$O/full.err"; rc=$?
+nmsg=$(grep -c 'No space left on device' "$O/full.err")
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$nmsg" -eq 1 ] && ! sanitizer_report "$O/full.err" >/dev/null; then
+    pass "convert to a full device"
+else
+    fail "convert to a full device" "exit $rc, $nmsg messages: $(head -c 300 "$O/full.err")"
+fi
+
 finish
