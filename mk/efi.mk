@@ -134,7 +134,7 @@ efi-test-apps: $(EFI_TEST_APPS)
 # tests/firmware/run.sh.
 EFI_UNIT_BIN := build/tests/efi_unit
 EFI_UNIT_SRCS := tests/firmware/efi_unit.c efi/efi_path.c efi/efi_utf.c
-$(EFI_UNIT_BIN): $(EFI_UNIT_SRCS) efi/efi_path.h efi/efi_utf.h
+$(EFI_UNIT_BIN): $(EFI_UNIT_SRCS) efi/efi_path.h efi/efi_utf.h tests/firmware/group_check.h
 	@mkdir -p $(@D)
 	$(EFI_SAY) CC "$@"
 	$(EFI_Q)$(CC) -O1 -g $(WARN) -Iefi -fsanitize=address,undefined -fno-sanitize-recover=all \
@@ -143,7 +143,8 @@ $(EFI_UNIT_BIN): $(EFI_UNIT_SRCS) efi/efi_path.h efi/efi_utf.h
 # Host test of stick mode's config parser, run by tests/firmware/stick.sh.
 STICK_UNIT_BIN := build/tests/stick_unit
 STICK_UNIT_SRCS := tests/firmware/stick_unit.c efi/efi_config.c efi/efi_path.c core/qb_fmt.c
-$(STICK_UNIT_BIN): $(STICK_UNIT_SRCS) efi/efi_stick.h efi/efi_path.h core/qb_fmt.h
+$(STICK_UNIT_BIN): $(STICK_UNIT_SRCS) efi/efi_stick.h efi/efi_path.h core/qb_fmt.h \
+                   tests/firmware/group_check.h
 	@mkdir -p $(@D)
 	$(EFI_SAY) CC "$@"
 	$(EFI_Q)$(CC) -O1 -g $(WARN) -Iefi -Icore -fsanitize=address,undefined -fno-sanitize-recover=all \

@@ -9,40 +9,7 @@
 
 #include "efi_path.h"
 #include "efi_utf.h"
-
-static int group_failed;
-
-static void check_str(const char *what, const char *got, const char *want)
-{
-    if (strcmp(got, want) != 0) {
-        if (!group_failed)
-            printf("FAIL ");
-        printf("%s: got '%s', want '%s'; ", what, got, want);
-        group_failed = 1;
-    }
-}
-
-static void check_int(const char *what, long got, long want)
-{
-    if (got != want) {
-        if (!group_failed)
-            printf("FAIL ");
-        printf("%s: got %ld, want %ld; ", what, got, want);
-        group_failed = 1;
-    }
-}
-
-static int end_group(const char *name)
-{
-    int failed = group_failed;
-
-    if (failed)
-        printf("(%s)\n", name);
-    else
-        printf("ok   %s\n", name);
-    group_failed = 0;
-    return failed;
-}
+#include "group_check.h"
 
 static void join(const char *dir, const char *name, const char *want)
 {

@@ -8,33 +8,7 @@
 #include <string.h>
 
 #include "efi_stick.h"
-
-static int group_failed;
-
-static void failf(const char *what, const char *got, const char *want)
-{
-    if (!group_failed)
-        printf("FAIL ");
-    printf("%s: got '%s', want '%s'; ", what, got, want);
-    group_failed = 1;
-}
-
-static void check_str(const char *what, const char *got, const char *want)
-{
-    if (strcmp(got, want) != 0)
-        failf(what, got, want);
-}
-
-static void check_int(const char *what, long got, long want)
-{
-    char g[32], w[32];
-
-    if (got != want) {
-        snprintf(g, sizeof g, "%ld", got);
-        snprintf(w, sizeof w, "%ld", want);
-        failf(what, g, w);
-    }
-}
+#include "group_check.h"
 
 /* Some message contains `want`. */
 static void check_msg(const qb_stick_config *c, const char *want)
@@ -43,18 +17,6 @@ static void check_msg(const qb_stick_config *c, const char *want)
         if (strstr(c->msg[i], want))
             return;
     failf("messages", c->nmsgs ? c->msg[0] : "(none)", want);
-}
-
-static int end_group(const char *name)
-{
-    int failed = group_failed;
-
-    if (failed)
-        printf("(%s)\n", name);
-    else
-        printf("ok   %s\n", name);
-    group_failed = 0;
-    return failed;
 }
 
 /* Parses text (and resolves the default) into a fresh config. */
