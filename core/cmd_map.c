@@ -7,9 +7,8 @@
 
 /* As qemu-img: adjacent extents merge when every flag agrees and, where
  * they have host offsets, the offsets continue each other. */
-static bool mergeable(const qb_status *a, uint64_t a_start, const qb_status *b)
+static bool mergeable(const qb_status *a, const qb_status *b)
 {
-    (void)a_start;
     if (a->length == 0)
         return false;
     if (a->zero != b->zero || a->data != b->data || a->depth != b->depth ||
@@ -100,7 +99,7 @@ int qb_cmd_map(const qb_env *env, int argc, char **argv)
             rc = 1;
             break;
         }
-        if (mergeable(&cur, cur_start, &st)) {
+        if (mergeable(&cur, &st)) {
             cur.length += st.length;
         } else {
             if (cur.length)

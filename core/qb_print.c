@@ -8,21 +8,12 @@
 void qb_vprintf(const qb_out *o, const char *fmt, va_list ap)
 {
     char buf[QB_PATH_MAX * 3];
-    va_list ap2;
-    va_copy(ap2, ap);
     int n = qb_vsnprintf(buf, sizeof(buf), fmt, ap);
-    if (n < 0) {
-        va_end(ap2);
+    if (n < 0)
         return;
-    }
-    if ((size_t)n < sizeof(buf)) {
-        o->write(o->ctx, buf, (size_t)n);
-    } else {
-        /* Long lines (paths) are rare: format piecewise is not possible with
-         * va_list, so print the truncated text rather than nothing. */
-        o->write(o->ctx, buf, sizeof(buf) - 1);
-    }
-    va_end(ap2);
+    /* A line longer than the buffer (several long paths) is printed cut
+     * rather than not at all. */
+    o->write(o->ctx, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 void qb_printf(const qb_out *o, const char *fmt, ...)
