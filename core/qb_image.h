@@ -31,6 +31,8 @@ typedef struct qb_open_opts {
     bool no_backing;           /* do not open the backing chain */
     const char *snapshot;      /* open this internal snapshot (id or name), read-only */
     size_t l2_cache_bytes;     /* 0: QB_DEFAULT_L2_CACHE */
+    bool writethrough;         /* flush after every write call (firmware: nothing
+                                  may be left pending at ExitBootServices) */
     unsigned max_chain;        /* 0: QB_DEFAULT_MAX_CHAIN */
 } qb_open_opts;
 
@@ -64,5 +66,44 @@ typedef struct qb_status {
     const char *filename;  /* the file holding offset */
 } qb_status;
 int qb_image_status(qb_image *img, uint64_t off, uint64_t len, qb_status *st, qb_err *err);
+
+/*
+ * Writing (qcow2 and raw top layers; backing files are never written).
+ * Requires opts.writable. Writes reach the file in an order that leaves a
+ * consistent image (leaks at worst) wherever a crash cuts them off; what
+ * was written before the last successful qb_image_flush survives.
+ */
+bool qb_image_is_writable(const qb_image *img);
+int qb_image_write(qb_image *img, uint64_t off, const void *buf, size_t len, qb_err *err);
+/* [off, off+len) reads as zeros afterwards; whole (sub)clusters are marked
+ * zero instead of written where the format can say so. */
+int qb_image_write_zeroes(qb_image *img, uint64_t off, uint64_t len, qb_err *err);
+/* Drops the whole clusters inside [off, off+len) as QEMU's discard does:
+ * they read as zeros on v3 images and from the backing file on v2 ones.
+ * Parts of clusters are left alone. */
+int qb_image_discard(qb_image *img, uint64_t off, uint64_t len, qb_err *err);
+/* Makes every completed write durable and the metadata on disk consistent. */
+int qb_image_flush(qb_image *img, qb_err *err);
+/* Flushes and closes the chain; returns the flush's result (the chain is
+ * closed either way). */
+int qb_image_close_flush(qb_image *img, qb_err *err);
+/* Writes one cluster compressed (qcow2 only): off cluster aligned, len the
+ * cluster size or what is left of the disk. Written uncompressed when
+ * compression saves nothing. The target cluster must be unallocated. */
+int qb_image_write_compressed(qb_image *img, uint64_t off, const void *buf, size_t len,
+                              qb_err *err);
+
+/* Internal snapshots of a qcow2 top layer opened writable. The date is the
+ * caller's (the engine has no clock). */
+int qb_image_snapshot_create(qb_image *img, const char *name, uint64_t date_sec,
+                             uint32_t date_nsec, qb_err *err);
+int qb_image_snapshot_apply(qb_image *img, const char *id_or_name, qb_err *err);
+int qb_image_snapshot_delete(qb_image *img, const char *id_or_name, qb_err *err);
+
+/* Rebuilds the refcounts of a qcow2 top layer from its L1/L2 tables and
+ * snapshots, and fixes COPIED flags. QB_REPAIR_LEAKS only lowers refcounts
+ * that are too high (leaks); QB_REPAIR_ALL also raises those too low. */
+enum { QB_REPAIR_LEAKS = 1, QB_REPAIR_ALL = 2 };
+int qb_image_repair(qb_image *img, int mode, qb_err *err);
 
 #endif
