@@ -11,6 +11,7 @@ include mk/deps.mk
 include mk/host.mk
 include mk/efi.mk
 include mk/fuzz.mk
+include mk/crash.mk
 include mk/bench.mk
 include mk/boot.mk
 include mk/tests.mk

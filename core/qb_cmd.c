@@ -143,6 +143,12 @@ static void warn_to_err(void *ctx, const char *msg)
 int qb_cmd_open(const qb_env *env, const char *filename, const char *format,
                 const char *snapshot, bool no_backing, qb_image **out)
 {
+    return qb_cmd_open_rw(env, filename, format, snapshot, no_backing, false, out);
+}
+
+int qb_cmd_open_rw(const qb_env *env, const char *filename, const char *format,
+                   const char *snapshot, bool no_backing, bool writable, qb_image **out)
+{
     qb_open_opts o;
     memset(&o, 0, sizeof(o));
     o.alloc = env->alloc;
@@ -153,6 +159,7 @@ int qb_cmd_open(const qb_env *env, const char *filename, const char *format,
     o.format = format;
     o.snapshot = snapshot;
     o.no_backing = no_backing;
+    o.writable = writable;
     o.l2_cache_bytes = env->l2_cache_bytes;
     qb_err err = { 0, "" };
     int r = qb_image_open(out, &o, &err);
@@ -219,6 +226,12 @@ int qb_cmd_main(const qb_env *env_in, int argc, char **argv)
         return qb_cmd_convert(env, argc, argv);
     if (strcmp(c, "snapshot") == 0)
         return qb_cmd_snapshot(env, argc, argv);
+    if (strcmp(c, "create") == 0)
+        return qb_cmd_create(env, argc, argv);
+    if (strcmp(c, "io") == 0)
+        return qb_cmd_io(env, argc, argv);
+    if (strcmp(c, "commit") == 0)
+        return qb_cmd_commit(env, argc, argv);
     if (strcmp(c, "help") == 0 || strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0) {
         usage(env, &env->out);
         return 0;

@@ -47,6 +47,9 @@ int qb_cmd_image_args(const qb_env *env, int argc, char **argv, bool allow_chain
 /* Opens an image for a command; reports the error on env->err. */
 int qb_cmd_open(const qb_env *env, const char *filename, const char *format,
                 const char *snapshot, bool no_backing, qb_image **out);
+/* The same, opened for writing when `writable` is set. */
+int qb_cmd_open_rw(const qb_env *env, const char *filename, const char *format,
+                   const char *snapshot, bool no_backing, bool writable, qb_image **out);
 void qb_cmd_error(const qb_env *env, const char *fmt, ...);
 
 struct qcow2;
@@ -58,5 +61,8 @@ int qb_cmd_map(const qb_env *env, int argc, char **argv);
 int qb_cmd_check(const qb_env *env, int argc, char **argv);
 int qb_cmd_convert(const qb_env *env, int argc, char **argv);
 int qb_cmd_snapshot(const qb_env *env, int argc, char **argv);
+int qb_cmd_create(const qb_env *env, int argc, char **argv);
+int qb_cmd_io(const qb_env *env, int argc, char **argv);
+int qb_cmd_commit(const qb_env *env, int argc, char **argv);
 
 #endif
