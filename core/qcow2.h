@@ -135,6 +135,7 @@ typedef struct qcow2_cache {
 } qcow2_cache;
 
 typedef struct qcow2_decomp qcow2_decomp;
+typedef struct qcow2_comp qcow2_comp;
 
 typedef struct qcow2 {
     qb_alloc alloc;
@@ -185,6 +186,7 @@ typedef struct qcow2 {
     uint64_t *reftable;         /* refcount table, host order; loaded on first use */
     uint64_t reftable_entries;
     qcow2_decomp *decomp;
+    qcow2_comp *comp;           /* compressor state, set up by the first compressed write */
     uint8_t *cbuf;              /* compressed input, read ahead in a window */
     size_t cbuf_size;
     uint64_t cwin_off;          /* file range held in cbuf */
@@ -255,6 +257,15 @@ void qcow2_decomp_free(qcow2 *q);
  * or, with dest NULL, into q->ubuf, which keeps the last cluster for
  * partial reads of the same cluster. */
 int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, uint8_t *dest, qb_err *err);
+
+/* qcow2_deflate.c: compression for writing, in the form QEMU writes and
+ * reads (zlib: raw deflate, 4 KiB window; zstd: one frame, no checksum).
+ * Compresses src (len <= one cluster) into dst (cap bytes). Returns QB_OK
+ * with *out_len set, 1 when the result would not fit in cap (the caller then
+ * writes the cluster uncompressed), or a negative error. */
+int qcow2_compress_cluster(qcow2 *q, const uint8_t *src, size_t len, uint8_t *dst, size_t cap,
+                           size_t *out_len, qb_err *err);
+void qcow2_comp_free(qcow2 *q);
 
 /* qcow2_read.c */
 /* Reads guest data of this layer only; unallocated parts are filled by
