@@ -1,5 +1,5 @@
-# Third-party libraries (zlib, zstd's decompressor, BearSSL, libdeflate's
-# decompressor) and libc-mini.
+# Third-party libraries (zlib, zstd, BearSSL, libdeflate's decompressor) and
+# libc-mini.
 #
 # tools/fetch-sources.sh fetches the pinned Debian source packages and
 # unpacks them into build/deps/src/; each library is then compiled twice
@@ -44,11 +44,17 @@ LIBC_MINI_HDRS := $(wildcard libc-mini/include/*.h)
 # zlib without gz*, compress/uncompress and infback: only the stream API.
 ZLIB_NAMES := adler32 crc32 deflate inflate inffast inftrees trees zutil
 
-# zstd: decompression only (no legacy formats, no dictionary builder).
+# zstd: decompression, and single-threaded compression for writing
+# compressed clusters (no legacy formats, no dictionary builder, no
+# multi-threaded compressor).
 ZSTD_NAMES := common/debug common/entropy_common common/error_private common/fse_decompress \
         common/xxhash common/zstd_common \
         decompress/huf_decompress decompress/zstd_ddict decompress/zstd_decompress \
-        decompress/zstd_decompress_block
+        decompress/zstd_decompress_block \
+        compress/fse_compress compress/hist compress/huf_compress compress/zstd_compress \
+        compress/zstd_compress_literals compress/zstd_compress_sequences \
+        compress/zstd_compress_superblock compress/zstd_double_fast compress/zstd_fast \
+        compress/zstd_lazy compress/zstd_ldm compress/zstd_opt
 
 # libdeflate: the DEFLATE decompressor only (no compressor, no zlib/gzip
 # wrappers, no checksums); cpu_features picks the BMI2 variant at run time.
