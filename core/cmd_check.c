@@ -354,6 +354,7 @@ static int check_repair(const qb_env *env, const qb_image_args *a, int mode)
     f.env = env;
     f.cluster_bits = img->q.h.cluster_bits;
     qcow2_check_result found, again;
+    bool writable = true;   /* img is the open for writing */
     int rc = 1;
     if (filtered_check(env, img, &f, 0, &found))
         goto out;
@@ -374,6 +375,7 @@ static int check_repair(const qb_env *env, const qb_image_args *a, int mode)
     qb_err ferr = { 0, "" };
     int fr = qb_image_close_flush(img, &ferr);
     img = NULL;
+    writable = false;
     if (r || fr) {
         qb_cmd_error(env, "%s: repair failed: %s", a->image,
                      r ? (err.msg[0] ? err.msg : qb_strerror(r))
@@ -402,8 +404,18 @@ static int check_repair(const qb_env *env, const qb_image_args *a, int mode)
         report_text(&env->out, &again);
     rc = exit_status(&again);
 out:
-    if (img)
+    if (img && writable) {
+        /* Nothing was repaired, but the open for writing may have marked
+         * the image; closing it flushed puts it back in order. */
+        qb_err cerr = { 0, "" };
+        if (qb_image_close_flush(img, &cerr)) {
+            qb_cmd_error(env, "%s: flush failed: %s", a->image,
+                         cerr.msg[0] ? cerr.msg : qb_strerror(cerr.code));
+            rc = 1;
+        }
+    } else if (img) {
         qb_image_close(img);
+    }
     qb_free(&env->alloc, f.clusters);
     return rc;
 }

@@ -177,6 +177,7 @@ expect "io: long read matches" 0 "read 9437189/9437189 bytes at offset 0" "" \
 
 # A raw image, named as raw.
 python3 -c "open('r.raw','wb').write(bytes([7])*65536)"
+expect "io: raw has no compressed writes" 1 "" "compressed writes need a qcow2 image" io -f raw r.raw -c 'write -c 0 64k'
 expect "io: raw read -P" 0 "read 65536/65536 bytes at offset 0" "" io -r -f raw r.raw -c 'read -P 7 0 64k'
 
 # ---------------------------------------------------------------------------
