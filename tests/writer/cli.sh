@@ -235,25 +235,27 @@ done
 # ---------------------------------------------------------------------------
 # What the writer writes, judged by qemu-io and qemu-img
 
-mk w.qcow2 4M
+mk w.qcow2 8M
 expect "io: writes" 0 "wrote 65536/65536 bytes at offset 0" "" io w.qcow2 \
     -c 'write -P 0x11 0 64k' -c 'write 64k 64k' -c 'write -P 0x33 1000 5000' -c flush \
-    -c 'write -P 0x44 1M 5M' -c 'read -P 0x33 1000 5000'
+    -c 'write -P 0x44 1M 3M' -c 'read -P 0x33 1000 5000'
 qio "io: writes read back by qemu-io" w.qcow2 'read -P 0x11 0 1000' 'read -P 0x33 1000 5000' \
-    'read -P 0x11 6000 59536' 'read -P 0xcd 64k 64k' 'read -P 0 128k 896k' 'read -P 0x44 1M 3M'
+    'read -P 0x11 6000 59536' 'read -P 0xcd 64k 64k' 'read -P 0 128k 896k' 'read -P 0x44 1M 3M' \
+    'read -P 0 4M 4M'
 clean "io: written image clean" w.qcow2
-expect "io: write past the end" 1 "" "write failed: 5242880 bytes at offset 1048576 reach past the end" \
-    io w.qcow2 -c 'write -P 0x44 1M 5M'
-qio "io: nothing written past the end" w.qcow2 'read -P 0x44 1M 3M'
+expect "io: write past the end" 1 "" "write failed: 2097152 bytes at offset 7340032 reach past the end" \
+    io w.qcow2 -c 'write -P 0x44 7M 2M'
+qio "io: nothing written past the end" w.qcow2 'read -P 0 4M 4M'
 
 expect "io: write -z" 0 "wrote 131072/131072 bytes at offset 0" "" io w.qcow2 -c 'write -z 0 128k'
 qio "io: zeroes read back" w.qcow2 'read -P 0 0 128k' 'read -P 0x44 1M 3M'
 expect "io: discard" 0 "discard 1048576/1048576 bytes at offset 1048576" "" io w.qcow2 -c 'discard 1M 1M'
 qio "io: discarded clusters read zeros" w.qcow2 'read -P 0 1M 1M' 'read -P 0x44 2M 2M'
-expect "io: write -c" 0 "wrote 131072/131072 bytes at offset 2097152" "" io w.qcow2 -c 'write -c -P 0x55 2M 128k'
-qio "io: compressed clusters read back" w.qcow2 'read -P 0x55 2M 128k' 'read -P 0x44 2176k 1920k'
-if qemu-img map --output=json w.qcow2 | grep -q '"compressed": true'; then pass "io: write -c compresses"
-else fail "io: write -c compresses" "no compressed range in qemu-img map"; fi
+expect "io: write -c" 0 "wrote 131072/131072 bytes at offset 4194304" "" io w.qcow2 -c 'write -c -P 0x55 4M 128k'
+qio "io: compressed clusters read back" w.qcow2 'read -P 0x55 4M 128k' 'read -P 0 4224k 3968k' \
+    'read -P 0x44 2M 2M'
+if qemu-img check --output=json w.qcow2 | grep -q '"compressed-clusters": 2,'; then pass "io: write -c compresses"
+else fail "io: write -c compresses" "qemu-img check counts no 2 compressed clusters"; fi
 expect "io: write -c unaligned" 1 "" "must be multiples of the cluster size (65536)" io w.qcow2 -c 'write -c 4k 64k'
 clean "io: image clean after zeroes, discard, compression" w.qcow2
 
