@@ -276,16 +276,19 @@ assert d == bytes([7])*5 + bytes([9])*3 + bytes([7])*(65536-8), 'raw contents'" 
     && pass "io: raw contents" || fail "io: raw contents" "$(short $O/py)"
 
 # commit: the backing file ends up as the overlay read; the overlay still
-# reads the same, and is emptied unless -d.
+# reads the same. It is emptied unless -d, where the writer can drop
+# clusters so that they read from the backing file again: version 2 images
+# only for now (a discarded cluster of a version 3 image reads as zeros), so
+# a version 3 overlay keeps its clusters, with a warning.
 commit_case() {
-    local name=$1 compat=$2 keep=$3
+    local name=$1 compat=$2 keep=$3 emptied=$4 warning=${5:-}
     mk cb.qcow2 2M -o compat=$compat
     qemu-io -c 'write -P 0xa1 0 2M' cb.qcow2 >/dev/null
     qemu-img create -q -f qcow2 -o compat=$compat -b cb.qcow2 -F qcow2 co.qcow2
     qemu-io -c 'write -P 0xb2 64k 64k' -c 'write -P 0xb3 300000 1234' -c 'write -z 1M 128k' \
         -c 'write -c -P 0xb4 1536k 64k' co.qcow2 >/dev/null
     qemu-img convert -O raw co.qcow2 ref.raw
-    expect "$name" 0 "Image committed." "" commit $keep co.qcow2 || return
+    expect "$name" 0 "Image committed." "$warning" commit $keep co.qcow2 || return
     local why
     if why=$(qemu-img compare -f qcow2 -F raw cb.qcow2 ref.raw 2>&1); then pass "$name: backing file as the overlay read"
     else fail "$name: backing file as the overlay read" "$why"; fi
@@ -295,15 +298,18 @@ commit_case() {
     clean "$name: overlay clean" co.qcow2
     local own
     own=$(qemu-img map --output=json co.qcow2 | python3 -c 'import json,sys; print(sum(1 for e in json.load(sys.stdin) if e["depth"] == 0 and e["present"]))')
-    if [ -n "$keep" ]; then
-        [ "$own" -gt 0 ] && pass "$name: overlay keeps its clusters" || fail "$name: overlay keeps its clusters" "none left"
-    else
+    if [ "$emptied" = yes ]; then
         [ "$own" = 0 ] && pass "$name: overlay emptied" || fail "$name: overlay emptied" "$own ranges left"
+    else
+        [ "$own" -gt 0 ] && pass "$name: overlay keeps its clusters" || fail "$name: overlay keeps its clusters" "none left"
     fi
 }
-commit_case "commit (v3)" 1.1 ""
-commit_case "commit -d (v3)" 1.1 "-d"
-commit_case "commit (v2)" 0.10 ""
+commit_case "commit (v2)" 0.10 "" yes
+commit_case "commit -d (v2)" 0.10 "-d" no
+commit_case "commit (v3)" 1.1 "" no "co.qcow2 keeps its clusters: emptying a version 3 image is not supported yet"
+commit_case "commit -d (v3)" 1.1 "-d" no
+expect "commit -q" 0 "" "" commit -q -d co.qcow2
+[ -s "$O/out" ] && fail "commit -q prints nothing" "$(short $O/out)" || pass "commit -q prints nothing"
 
 # check -r: leaks repaired, reported as qemu-img reports them; the result
 # checked by qemu-img.
