@@ -107,7 +107,8 @@ int qb_efi_bench(const qb_env *env, const char *image, const char *snapshot, con
     EFI_STATUS st;
     int status = 1;
 
-    if (qb_efi_disk_publish(env, image, snapshot, &disk, &err) < 0) {
+    /* Only read: nothing for the image to risk. */
+    if (qb_efi_disk_publish(env, image, snapshot, QB_EFI_READ_ONLY, &disk, &err) < 0) {
         qb_efi_error(env, "%s", err.msg[0] ? err.msg : qb_strerror(err.code));
         return 1;
     }

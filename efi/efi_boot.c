@@ -295,7 +295,7 @@ static int start(const qb_env *env, qb_efi_disk *disk, const part *p)
     return 0;
 }
 
-int qb_efi_boot(const qb_env *env, const char *image, const char *snapshot)
+int qb_efi_boot(const qb_env *env, const char *image, const char *snapshot, qb_efi_mode mode)
 {
     qb_efi_disk *disk;
     qb_err err = { 0, "" };
@@ -304,7 +304,7 @@ int qb_efi_boot(const qb_env *env, const char *image, const char *snapshot)
     const part *p;
     int status;
 
-    if (qb_efi_disk_publish(env, image, snapshot, &disk, &err) < 0) {
+    if (qb_efi_disk_publish(env, image, snapshot, mode, &disk, &err) < 0) {
         qb_efi_error(env, "%s", err.msg[0] ? err.msg : qb_strerror(err.code));
         return 1;
     }

@@ -7,6 +7,14 @@
 #include "efi_disk.h"
 #include "qb_cmd_internal.h"
 
+/* What boot and mount say about --readonly and --volatile. */
+#define MODE_HELP                                                                        \
+    "  --readonly           refuse the guest's writes\n"                                  \
+    "  --volatile           keep the guest's writes in memory, dropped with the disk;\n"  \
+    "                       the image is not written\n"                                   \
+    "An image that cannot be written (read-only file or medium, marked corrupt)\n"        \
+    "is attached read-only with a warning. The mode in use is printed.\n"
+
 typedef struct command {
     const char *name;
     const char *usage;      /* after the program and command names */
@@ -14,17 +22,20 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    { "boot", "[--snapshot NAME] IMAGE",
+    { "boot", "[--snapshot NAME] [--readonly | --volatile] IMAGE",
       "Boots the guest in IMAGE: publishes its virtual disk, finds the EFI system\n"
       "partition (GPT, or MBR type 0xEF) and starts \\EFI\\BOOT\\BOOTX64.EFI from it\n"
       "through the firmware, so Secure Boot applies. If the boot loader returns,\n"
-      "reports its status and removes the disk.\n"
-      "  -l, --snapshot NAME  boot the internal snapshot NAME (id or name)\n" },
-    { "mount", "[--snapshot NAME] [IMAGE]",
-      "Attaches IMAGE as a read-only disk that stays after the command returns\n"
+      "reports its status and removes the disk. The disk is read-write: what the\n"
+      "guest writes before it leaves the firmware goes into the image.\n"
+      "  -l, --snapshot NAME  boot the internal snapshot NAME (id or name; read-only)\n"
+      MODE_HELP },
+    { "mount", "[--snapshot NAME] [--readonly | --volatile] [IMAGE]",
+      "Attaches IMAGE as a read-write disk that stays after the command returns\n"
       "(" QB_EFI_DRIVER_FILE ", next to " QB_EFI_PROGRAM ", holds it): 'map -r' then\n"
       "lists its file systems. Without IMAGE, lists the attached images.\n"
-      "  -l, --snapshot NAME  attach the internal snapshot NAME (id or name)\n" },
+      "  -l, --snapshot NAME  attach the internal snapshot NAME (id or name; read-only)\n"
+      MODE_HELP },
     { "unmount", "[IMAGE]",
       "Detaches IMAGE (every snapshot of it), or every attached image.\n" },
     { "bench", "[--raw FILE] [--snapshot NAME] IMAGE",
@@ -37,12 +48,14 @@ static const command commands[] = {
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
-enum { OPT_HELP = 256, OPT_SNAPSHOT, OPT_RAW };
+enum { OPT_HELP = 256, OPT_SNAPSHOT, OPT_RAW, OPT_READONLY, OPT_VOLATILE };
 
 static const qb_longopt longopts[] = {
     { "help", false, OPT_HELP },
     { "snapshot", true, OPT_SNAPSHOT },
     { "raw", true, OPT_RAW },
+    { "readonly", false, OPT_READONLY },
+    { "volatile", false, OPT_VOLATILE },
     { NULL, false, 0 },
 };
 
@@ -63,6 +76,8 @@ static int run(const qb_env *env, const command *c, int argc, char **argv)
     const char *snapshot = NULL, *raw = NULL, *image;
     bool takes_snapshot = strcmp(c->name, "unmount") != 0;
     bool needs_image = strcmp(c->name, "boot") == 0 || strcmp(c->name, "bench") == 0;
+    bool takes_mode = strcmp(c->name, "boot") == 0 || strcmp(c->name, "mount") == 0;
+    qb_efi_mode mode = QB_EFI_MODE_UNSET;
     qb_getopt g;
     int opt;
 
@@ -85,6 +100,14 @@ static int run(const qb_env *env, const command *c, int argc, char **argv)
                 return usage_error(env, c);
             raw = g.arg;
             break;
+        case OPT_READONLY:
+        case OPT_VOLATILE: {
+            qb_efi_mode m = opt == OPT_READONLY ? QB_EFI_READ_ONLY : QB_EFI_VOLATILE;
+            if (!takes_mode || (mode != QB_EFI_MODE_UNSET && mode != m))
+                return usage_error(env, c);
+            mode = m;
+            break;
+        }
         default:
             return usage_error(env, c);
         }
@@ -94,16 +117,16 @@ static int run(const qb_env *env, const command *c, int argc, char **argv)
     image = g.index < argc ? argv[g.index] : NULL;
 
     if (strcmp(c->name, "boot") == 0)
-        return qb_efi_boot(env, image, snapshot);
+        return qb_efi_boot(env, image, snapshot, mode);
     if (strcmp(c->name, "bench") == 0)
         return qb_efi_bench(env, image, snapshot, raw);
     if (strcmp(c->name, "mount") == 0) {
         if (!image) {
-            if (snapshot)
+            if (snapshot || mode != QB_EFI_MODE_UNSET)
                 return usage_error(env, c);
             return qb_efi_mount_list(env);
         }
-        return qb_efi_mount(env, image, snapshot);
+        return qb_efi_mount(env, image, snapshot, mode);
     }
     return qb_efi_unmount(env, image);
 }

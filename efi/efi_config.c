@@ -15,15 +15,24 @@
  *   # qcowboot.cfg
  *   timeout = 5                       seconds before the default boots
  *   default = 2                       entry number, title or image path
+ *   mode = read-write                 what becomes of the guest's writes
  *   entry = debian.qcow2 | Debian 12
  *   entry = images\win.qcow2 | Windows | clean-install
+ *   entry = live.qcow2 | Live system | | volatile
  *
- *   entry = IMAGE [| TITLE [| SNAPSHOT]]
+ *   entry = IMAGE [| TITLE [| SNAPSHOT [| MODE]]]
  *       one menu entry per line, in menu order (at most 32). IMAGE is the
  *       path of the image from the root of the stick ('\' or '/'; the
  *       leading one may be left out). TITLE is what the menu shows (the
  *       path when left out); SNAPSHOT names an internal snapshot (id or
- *       name) to boot instead of the image's current state.
+ *       name) to boot instead of the image's current state (read-only);
+ *       MODE is the entry's own mode (below).
+ *   mode = read-write | read-only | volatile
+ *       what becomes of the guest's writes, for every entry without its
+ *       own MODE (and the images found on the stick): written into the
+ *       image (read-write, the default), refused (read-only; also
+ *       "readonly"), or kept in memory and dropped after the boot, the
+ *       image left as it was (volatile).
  *   default = N | TITLE | IMAGE
  *       the entry highlighted first and booted when the countdown ends:
  *       its number (from 1), its title or its image path. Entry 1 if
@@ -146,6 +155,7 @@ int qb_stick_config_add(qb_stick_config *cfg, const char *image)
     copy_cut(e->title, sizeof e->title, image[0] == '\\' ? image + 1 : image,
              image[0] == '\\' ? n - 1 : n);
     e->snapshot[0] = '\0';
+    e->mode = QB_EFI_MODE_UNSET;
     return 0;
 }
 
@@ -157,11 +167,32 @@ int qb_stick_is_image_name(const char *name)
     return n > k && eq_nocase(ext, name + n - k, k);
 }
 
-/* entry = IMAGE [| TITLE [| SNAPSHOT]] */
+/* read-write | read-only | volatile, and the spellings without the
+ * hyphen. Returns 0 when the word is none of them. */
+static int parse_mode(const char *s, size_t n, qb_efi_mode *mode)
+{
+    static const struct {
+        const char *word;
+        qb_efi_mode mode;
+    } words[] = {
+        { "read-write", QB_EFI_READ_WRITE }, { "readwrite", QB_EFI_READ_WRITE },
+        { "read-only", QB_EFI_READ_ONLY },   { "readonly", QB_EFI_READ_ONLY },
+        { "volatile", QB_EFI_VOLATILE },
+    };
+
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (eq_nocase(words[i].word, s, n)) {
+            *mode = words[i].mode;
+            return 1;
+        }
+    return 0;
+}
+
+/* entry = IMAGE [| TITLE [| SNAPSHOT [| MODE]]] */
 static void parse_entry(qb_stick_config *cfg, int line, const char *v, size_t n)
 {
-    const char *field[3];
-    size_t flen[3];
+    const char *field[4];
+    size_t flen[4];
     int nf = 0;
     const char *p = v, *end = v + n;
     const char *why;
@@ -171,9 +202,9 @@ static void parse_entry(qb_stick_config *cfg, int line, const char *v, size_t n)
         const char *bar = p;
         while (bar < end && *bar != '|')
             bar++;
-        if (nf == 3) {
+        if (nf == 4) {
             qb_stick_config_note(cfg, "%s, line %d: too many '|' fields (entry = IMAGE | "
-                                 "TITLE | SNAPSHOT); entry skipped", cfg->source, line);
+                                 "TITLE | SNAPSHOT | MODE); entry skipped", cfg->source, line);
             return;
         }
         field[nf] = p;
@@ -193,6 +224,13 @@ static void parse_entry(qb_stick_config *cfg, int line, const char *v, size_t n)
     why = image_path(field[0], flen[0], e->image);
     if (why) {
         qb_stick_config_note(cfg, "%s, line %d: %s; entry skipped", cfg->source, line, why);
+        return;
+    }
+    e->mode = QB_EFI_MODE_UNSET;
+    if (nf > 3 && flen[3] > 0 && !parse_mode(field[3], flen[3], &e->mode)) {
+        qb_stick_config_note(cfg, "%s, line %d: mode '%.*s' is not read-write, read-only or "
+                             "volatile; entry skipped", cfg->source, line,
+                             (int)(flen[3] > 40 ? 40 : flen[3]), field[3]);
         return;
     }
     if (nf > 2 && flen[2] >= sizeof e->snapshot) {
@@ -271,6 +309,11 @@ static void parse_line(qb_stick_config *cfg, int line, const char *s, size_t n)
         parse_entry(cfg, line, val, vlen);
     } else if (eq_nocase("timeout", key, klen)) {
         parse_timeout(cfg, line, val, vlen);
+    } else if (eq_nocase("mode", key, klen)) {
+        if (!parse_mode(val, vlen, &cfg->default_mode))
+            qb_stick_config_note(cfg, "%s, line %d: mode '%.*s' is not read-write, read-only "
+                                 "or volatile; ignored", cfg->source, line,
+                                 (int)(vlen > 40 ? 40 : vlen), val);
     } else if (eq_nocase("default", key, klen)) {
         if (vlen == 0 || vlen >= sizeof cfg->default_spec) {
             qb_stick_config_note(cfg, "%s, line %d: default needs an entry number, title or "
@@ -281,8 +324,8 @@ static void parse_line(qb_stick_config *cfg, int line, const char *s, size_t n)
         cfg->default_spec[vlen] = '\0';
         cfg->default_line = line;
     } else {
-        qb_stick_config_note(cfg, "%s, line %d: unknown key '%.*s' (expected entry, default "
-                             "or timeout); line skipped", cfg->source, line,
+        qb_stick_config_note(cfg, "%s, line %d: unknown key '%.*s' (expected entry, default, "
+                             "timeout or mode); line skipped", cfg->source, line,
                              (int)(klen > 40 ? 40 : klen), key);
     }
 }
@@ -318,6 +361,10 @@ void qb_stick_config_resolve(qb_stick_config *cfg)
     char path[QB_STICK_IMAGE_MAX];
     long num = 0;
 
+    for (int k = 0; k < cfg->count; k++)
+        if (cfg->entry[k].mode == QB_EFI_MODE_UNSET)
+            cfg->entry[k].mode = cfg->default_mode != QB_EFI_MODE_UNSET ? cfg->default_mode
+                                                                         : QB_EFI_READ_WRITE;
     cfg->default_index = 0;
     if (n == 0)
         return;

@@ -2,6 +2,8 @@
  * A published disk, as the files behind qb_boot.h share it:
  *
  *   efi_blockio.c   EFI_BLOCK_IO_PROTOCOL over an open qb_image
+ *   efi_overlay.c   writes kept in memory (volatile disks, and writes
+ *                   waiting for the FAT driver's lock)
  *   efi_devpath.c   the disk's device path and device path helpers
  *   efi_disk.c      publish (open, install, connect) and unpublish
  *   efi_fatmap.c    image files on FAT read without the FAT driver
@@ -16,6 +18,8 @@
 #include "qb_boot.h"
 #include "qb_image.h"
 #include "qb_fmt.h"
+#include "efi_mode.h"
+#include "efi_overlay.h"
 
 #define QB_EFI_BLOCK_SIZE 512u
 
@@ -38,17 +42,31 @@ typedef struct qb_efi_blockio {
     EFI_BLOCK_IO_MEDIA media;
     qb_image *img;
     const char *name;       /* the image, for messages */
-    const qb_env *env;      /* where read errors are reported */
+    const qb_env *env;      /* where errors are reported */
+    qb_efi_mode mode;
+    /* Volatile: the guest's writes. Read-write: writes made while the FAT
+     * lock may be held, until drain_event writes them into the image. */
+    qb_overlay *overlay;
+    EFI_EVENT drain_event;
+    uint64_t next_report;   /* overlay size to report memory use at */
     unsigned errors;        /* read errors so far */
+    unsigned write_errors;
+    unsigned drain_errors;
 } qb_efi_blockio;
 /* Fills the protocol for the open image `img` (virtual size at least one
- * block). */
-void qb_efi_blockio_init(qb_efi_blockio *b, qb_image *img, const char *name, const qb_env *env);
+ * block; opened writable for QB_EFI_READ_WRITE). */
+int qb_efi_blockio_init(qb_efi_blockio *b, qb_image *img, const char *name, const qb_env *env,
+                        qb_efi_mode mode, qb_err *err);
+/* Writes what waits in memory into the image and flushes it (read-write;
+ * nothing otherwise). Below TPL_CALLBACK only. */
+int qb_efi_blockio_sync(qb_efi_blockio *b, qb_err *err);
+/* Frees the event and the overlay (the protocol must be uninstalled). */
+void qb_efi_blockio_fini(qb_efi_blockio *b);
 
 /* What the protocol with qb_efi_disk_protocol_guid points at: how
  * `unmount` and `mount` (listing) recognise our disks, also those of other
  * loaded copies of qcowboot (a resident driver). */
-#define QB_EFI_DISK_INFO_REVISION 1
+#define QB_EFI_DISK_INFO_REVISION 2
 typedef struct qb_efi_disk_info {
     UINT32 revision;
     /* The resident driver image holding the disk (unloading it detaches
@@ -56,6 +74,8 @@ typedef struct qb_efi_disk_info {
     EFI_HANDLE driver;
     const char *image;      /* canonical path when published, UTF-8 */
     const char *snapshot;   /* NULL for the image's current state */
+    /* Revision 2: */
+    const char *mode;       /* "read-write", "read-only" or "volatile" */
 } qb_efi_disk_info;
 
 /* efi_disk.c. */
@@ -65,6 +85,7 @@ struct qb_efi_disk {
     EFI_DEVICE_PATH *devpath;
     qb_efi_disk_info info;
     qb_image *img;
+    qb_efi_mode mode;       /* as published, after any fallback to read-only */
     qb_env env;             /* a copy: the disk outlives its publisher's frame */
     qb_opener opener;       /* env's opener, reporting backing files as they open */
     char *snapshot;
@@ -98,15 +119,17 @@ char *qb_efi_devpath_text(const EFI_DEVICE_PATH *dp);
 
 /* efi_fatmap.c. When the canonical `path` lies on a FAT volume, replaces
  * the open `file` by a backend reading the file's clusters through the
- * volume's Disk I/O (and closes `file`). QB_EUNSUPP: not a FAT volume;
- * other errors: the file does not map; `file` is left as it was. */
-int qb_efi_fatmap(const char *path, qb_backend **file, qb_err *err);
+ * volume's Disk I/O. A read-only `file` is closed; a writable one is kept
+ * inside for writes, flushes and size changes (below TPL_CALLBACK only).
+ * QB_EUNSUPP: not a FAT volume; other errors: the file does not map;
+ * `file` is left as it was. */
+int qb_efi_fatmap(const char *path, bool writable, qb_backend **file, qb_err *err);
 
 /* efi_mount.c. */
 /* True when this copy runs as the resident driver (loaded from
  * QB_EFI_DRIVER_FILE, boot-services code) rather than as an application. */
 bool qb_efi_is_driver(void);
-int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot);
+int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot, qb_efi_mode mode);
 int qb_efi_mount_list(const qb_env *env);
 int qb_efi_unmount(const qb_env *env, const char *image);
 

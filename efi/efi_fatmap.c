@@ -21,8 +21,18 @@
  * compared before the map is trusted; when anything does not fit (not FAT,
  * exFAT, a damaged chain) the file stays read through the file system.
  *
- * The image files do not change while they are published (the disk is
- * read-only), so the FAT driver's caches cannot disagree with the map.
+ * Writes (a read-write disk) go through the file system, never past it.
+ * The FAT driver keeps a data cache of whole pages (8 to 64 KiB of the
+ * volume, so one page often holds clusters of several files and
+ * directories): a partial page it writes is read into the cache, changed
+ * and written back whole. Had we written the file's clusters ourselves, a
+ * page cached before would be stale, and the driver's next update of a
+ * neighbouring directory entry or file would write our old bytes back. So
+ * writes, size changes and flushes go to the file system, the map reads
+ * through the file system too until the write is flushed (the driver's
+ * dirty pages are then on the volume), and after the flush the clusters
+ * the file gained are looked up in the FAT and mapped. Efi_blockio.c makes
+ * sure the file system is only called when its lock is free.
  */
 #include <string.h>
 #include "efi_disk.h"
@@ -59,9 +69,17 @@ typedef struct fatmap {
     EFI_DISK_IO *dio;
     UINT32 media_id;
     uint64_t size;
-    uint64_t allocated;
-    size_t n;
-    extent *ext;
+    size_t n, cap;
+    extent *ext;            /* the clusters mapped, in file order */
+    uint64_t mapped;        /* bytes of clusters in ext */
+    uint32_t last;          /* the last cluster in ext */
+    /* Writable maps: the file as the file system serves it, for writes,
+     * flushes and size changes, and the volume, to map the clusters the
+     * file gains. */
+    qb_backend *file;
+    fat_vol vol;
+    bool dirty;             /* written through `file` since its last flush */
+    const char *rel;        /* the path on the volume, inside name */
     char name[];
 } fatmap;
 
@@ -330,16 +348,13 @@ static int find_entry(fat_vol *v, uint32_t cluster, const uint16_t *name, uint8_
     return r;
 }
 
-/* The extents of the file at `path` ("\dir\file") on the volume. */
-static int map_file(fat_vol *v, const char *path, extent **out, size_t *nout, uint64_t *size,
-                    uint64_t *allocated, qb_err *err)
+/* The directory entry of the file at `path` ("\dir\file"): its first
+ * cluster and size. */
+static int find_file(fat_vol *v, const char *path, uint32_t *first, uint64_t *size, qb_err *err)
 {
     uint16_t name[NAME_MAX_UNITS + 1];
     uint8_t e[32];
     uint32_t cluster = 0, c;
-    uint64_t need, got = 0;
-    extent *ext = NULL;
-    size_t n = 0, cap = 0;
     const char *p = path;
 
     while (*p == '\\')
@@ -366,45 +381,92 @@ static int map_file(fat_vol *v, const char *path, extent **out, size_t *nout, ui
     }
     if (e[11] & 0x10)
         return qb_err_set(err, QB_EINVAL, "a directory");
+    *first = c;
     *size = le32(e + 28);
-    need = (*size + v->cluster_bytes - 1) / v->cluster_bytes;
-    if (need && !valid_cluster(v, c))
-        return qb_err_set(err, QB_ECORRUPT, "bad first cluster %u", (unsigned)c);
-    for (; got < need; got++) {
-        uint64_t off = cluster_off(v, c);
-        if (n && ext[n - 1].vol_off + ext[n - 1].len == off) {
-            ext[n - 1].len += v->cluster_bytes;
-        } else {
-            if (n == cap) {
-                size_t ncap = cap ? cap * 2 : 16;
-                extent *ne = qb_malloc(&qb_efi_alloc, ncap * sizeof *ne);
-                if (!ne) {
-                    qb_free(&qb_efi_alloc, ext);
-                    return qb_err_set(err, QB_ENOMEM, "out of memory");
-                }
-                if (n)
-                    memcpy(ne, ext, n * sizeof *ne);
-                qb_free(&qb_efi_alloc, ext);
-                ext = ne;
-                cap = ncap;
-            }
-            ext[n++] = (extent){ got * v->cluster_bytes, off, v->cluster_bytes };
-        }
-        if (got + 1 < need) {
-            if (fat_next(v, c, &c, err) < 0) {
-                qb_free(&qb_efi_alloc, ext);
-                return err->code;
-            }
-            if (!c) {
-                qb_free(&qb_efi_alloc, ext);
-                return qb_err_set(err, QB_ECORRUPT, "cluster chain shorter than the file");
-            }
-        }
-    }
-    *out = ext;
-    *nout = n;
-    *allocated = need * v->cluster_bytes;
     return QB_OK;
+}
+
+/* Appends cluster c at the end of the map. */
+static int add_cluster(fatmap *m, const fat_vol *v, uint32_t c, qb_err *err)
+{
+    uint64_t off = cluster_off(v, c);
+
+    if (m->n && m->ext[m->n - 1].vol_off + m->ext[m->n - 1].len == off) {
+        m->ext[m->n - 1].len += v->cluster_bytes;
+    } else {
+        if (m->n == m->cap) {
+            size_t ncap = m->cap ? m->cap * 2 : 16;
+            extent *ne = qb_malloc(&qb_efi_alloc, ncap * sizeof *ne);
+            if (!ne)
+                return qb_err_set(err, QB_ENOMEM, "out of memory");
+            if (m->n)
+                memcpy(ne, m->ext, m->n * sizeof *ne);
+            qb_free(&qb_efi_alloc, m->ext);
+            m->ext = ne;
+            m->cap = ncap;
+        }
+        m->ext[m->n++] = (extent){ m->mapped, off, v->cluster_bytes };
+    }
+    m->mapped += v->cluster_bytes;
+    m->last = c;
+    return QB_OK;
+}
+
+/* Maps clusters until the map covers `size` bytes: from `first` when the
+ * map is empty, else on from its last cluster. */
+static int map_to(fatmap *m, fat_vol *v, uint32_t first, uint64_t size, qb_err *err)
+{
+    uint32_t c = m->n ? m->last : first;
+
+    if (!m->n && size && !valid_cluster(v, c))
+        return qb_err_set(err, QB_ECORRUPT, "bad first cluster %u", (unsigned)c);
+    for (uint64_t guard = 0; m->mapped < size; guard++) {
+        if (m->n) {
+            if (guard > v->clusters || fat_next(v, c, &c, err) < 0)
+                return guard > v->clusters ? qb_err_set(err, QB_ECORRUPT, "cluster chain loops")
+                                           : err->code;
+            if (!c)
+                return qb_err_set(err, QB_ECORRUPT, "cluster chain shorter than the file");
+        }
+        if (add_cluster(m, v, c, err) < 0)
+            return err->code;
+    }
+    return QB_OK;
+}
+
+/* Maps the clusters the file gained since it was last mapped, as the FAT
+ * on the volume now records them (the file system flushed its caches). A
+ * file that had none has a new first cluster in its directory entry. */
+static int map_growth(fatmap *m, qb_err *err)
+{
+    uint32_t first = 0;
+    uint64_t size;
+
+    if (m->mapped >= m->size)
+        return QB_OK;
+    m->vol.win_len = 0;         /* the FAT changed under the window */
+    if (!m->n && find_file(&m->vol, m->rel, &first, &size, err) < 0)
+        return err->code;
+    return map_to(m, &m->vol, first, m->size, err);
+}
+
+/* Forgets the clusters past a new, smaller size (the file system freed
+ * them). */
+static void map_shrink(fatmap *m, uint64_t size)
+{
+    uint64_t keep = (size + m->vol.cluster_bytes - 1) / m->vol.cluster_bytes *
+                    m->vol.cluster_bytes;
+
+    while (m->n && m->ext[m->n - 1].file_off >= keep)
+        m->n--;
+    if (m->n && m->ext[m->n - 1].file_off + m->ext[m->n - 1].len > keep) {
+        extent *x = &m->ext[m->n - 1];
+        x->len = keep - x->file_off;
+    }
+    m->mapped = m->n ? m->ext[m->n - 1].file_off + m->ext[m->n - 1].len : 0;
+    if (m->n)
+        m->last = (uint32_t)((m->ext[m->n - 1].vol_off + m->ext[m->n - 1].len -
+                              m->vol.data_off) / m->vol.cluster_bytes + 1);
 }
 
 static fatmap *map_of(qb_backend *b)
@@ -418,6 +480,11 @@ static int map_read(qb_backend *b, uint64_t off, void *buf, size_t len, qb_err *
     uint8_t *p = buf;
     size_t lo = 0, hi = m->n;
 
+    /* Unflushed writes may still sit in the file system's cache. Only the
+     * engine reads then, between a write and its flush, where the file
+     * system may be called (see efi_blockio.c). */
+    if (m->dirty)
+        return m->file->vt->read(m->file, off, buf, len, err);
     /* The extent holding off (extents are in file order, without gaps). */
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
@@ -457,8 +524,36 @@ static int map_read(qb_backend *b, uint64_t off, void *buf, size_t len, qb_err *
     return QB_OK;
 }
 
+static int map_write(qb_backend *b, uint64_t off, const void *buf, size_t len, qb_err *err)
+{
+    fatmap *m = map_of(b);
+    int r;
+
+    if (!m->file)
+        return qb_err_set(err, QB_EROFS, "%s: opened read-only", m->name);
+    m->dirty = true;
+    r = m->file->vt->write(m->file, off, buf, len, err);
+    if (r == QB_OK && off + len > m->size)
+        m->size = off + len;
+    else if (r < 0) {
+        /* Whatever part of it reached the file. */
+        qb_err ignored;
+        m->file->vt->get_size(m->file, &m->size, &ignored);
+    }
+    return r;
+}
+
 static int map_flush(qb_backend *b, qb_err *err)
 {
+    fatmap *m = map_of(b);
+
+    if (!m->file)
+        return QB_OK;
+    if (m->file->vt->flush(m->file, err) < 0)
+        return err->code;
+    if (map_growth(m, err) < 0)
+        return qb_err_prefix(err, "%s: cannot map the clusters the file gained: ", m->name);
+    m->dirty = false;
     return QB_OK;
 }
 
@@ -466,6 +561,23 @@ static int map_get_size(qb_backend *b, uint64_t *size, qb_err *err)
 {
     *size = map_of(b)->size;
     return QB_OK;
+}
+
+static int map_set_size(qb_backend *b, uint64_t size, qb_err *err)
+{
+    fatmap *m = map_of(b);
+    int r;
+
+    if (!m->file)
+        return qb_err_set(err, QB_EROFS, "%s: opened read-only", m->name);
+    m->dirty = true;
+    r = m->file->vt->set_size(m->file, size, err);
+    if (r == QB_OK) {
+        m->size = size;
+        if (size < m->mapped)
+            map_shrink(m, size);
+    }
+    return r;
 }
 
 /* As the file backend: no holes before the end of the file. */
@@ -481,7 +593,7 @@ static int map_extent(qb_backend *b, uint64_t off, uint64_t len, bool *hole, uin
 
 static int map_allocated(qb_backend *b, uint64_t *bytes, qb_err *err)
 {
-    *bytes = map_of(b)->allocated;
+    *bytes = map_of(b)->mapped;
     return QB_OK;
 }
 
@@ -489,16 +601,19 @@ static void map_close(qb_backend *b)
 {
     fatmap *m = map_of(b);
 
+    if (m->file)
+        m->file->vt->close(m->file);
+    qb_free(&qb_efi_alloc, m->vol.win);
     qb_free(&qb_efi_alloc, m->ext);
     qb_free(&qb_efi_alloc, m);
 }
 
 static const qb_backend_class map_class = {
     .read = map_read,
-    .write = NULL,
+    .write = map_write,
     .flush = map_flush,
     .get_size = map_get_size,
-    .set_size = NULL,
+    .set_size = map_set_size,
     .extent = map_extent,
     .allocated = map_allocated,
     .close = map_close,
@@ -525,45 +640,48 @@ static int verify(qb_backend *map, qb_backend *file, uint64_t size, qb_err *err)
     return r;
 }
 
-int qb_efi_fatmap(const char *path, qb_backend **file, qb_err *err)
+int qb_efi_fatmap(const char *path, bool writable, qb_backend **file, qb_err *err)
 {
     char dev[QB_EFI_DEV_MAX] = "";
     int dl = qb_efi_path_devlen(path);
-    const char *rel = path + (dl > 0 ? dl + 1 : 0);
     EFI_BLOCK_IO *bio;
     EFI_HANDLE vh;
-    fat_vol v;
     fatmap *m = NULL;
     uint64_t fsize;
+    uint32_t first;
     int r;
 
-    memset(&v, 0, sizeof v);
     if (dl >= QB_EFI_DEV_MAX)
         return qb_err_set(err, QB_EINVAL, "device name too long");
     if (dl > 0)
         memcpy(dev, path, (size_t)dl);
     if (qb_efi_volume_handle(dev, &vh, err) < 0)
         return err->code;
-    if (BS->HandleProtocol(vh, &DiskIoProtocol, (void **)&v.dio) != EFI_SUCCESS ||
-        BS->HandleProtocol(vh, &BlockIoProtocol, (void **)&bio) != EFI_SUCCESS)
-        return qb_err_set(err, QB_EUNSUPP, "the volume has no Disk I/O");
-    v.media_id = bio->Media->MediaId;
-    r = vol_open(&v, err);
-    if (r < 0)
-        return r;
-    v.win = qb_malloc(&qb_efi_alloc, WINDOW);
-    if (!v.win)
-        return qb_err_set(err, QB_ENOMEM, "out of memory");
     m = qb_zalloc(&qb_efi_alloc, sizeof *m + strlen(path) + 1);
-    if (!m) {
+    if (!m)
+        return qb_err_set(err, QB_ENOMEM, "out of memory");
+    m->base.vt = &map_class;
+    memcpy(m->name, path, strlen(path) + 1);
+    m->rel = m->name + (dl > 0 ? dl + 1 : 0);
+    if (BS->HandleProtocol(vh, &DiskIoProtocol, (void **)&m->vol.dio) != EFI_SUCCESS ||
+        BS->HandleProtocol(vh, &BlockIoProtocol, (void **)&bio) != EFI_SUCCESS) {
+        r = qb_err_set(err, QB_EUNSUPP, "the volume has no Disk I/O");
+        goto out;
+    }
+    m->vol.media_id = bio->Media->MediaId;
+    m->dio = m->vol.dio;
+    m->media_id = m->vol.media_id;
+    r = vol_open(&m->vol, err);
+    if (r < 0)
+        goto out;
+    m->vol.win = qb_malloc(&qb_efi_alloc, WINDOW);
+    if (!m->vol.win) {
         r = qb_err_set(err, QB_ENOMEM, "out of memory");
         goto out;
     }
-    m->base.vt = &map_class;
-    m->dio = v.dio;
-    m->media_id = v.media_id;
-    memcpy(m->name, path, strlen(path) + 1);
-    r = map_file(&v, rel, &m->ext, &m->n, &m->size, &m->allocated, err);
+    r = find_file(&m->vol, m->rel, &first, &m->size, err);
+    if (r == QB_OK)
+        r = map_to(m, &m->vol, first, m->size, err);
     if (r < 0)
         goto out;
     if ((*file)->vt->get_size(*file, &fsize, err) < 0) {
@@ -578,12 +696,17 @@ int qb_efi_fatmap(const char *path, qb_backend **file, qb_err *err)
     r = verify(&m->base, *file, m->size, err);
     if (r < 0)
         goto out;
-    (*file)->vt->close(*file);
+    if (writable) {
+        m->file = *file;
+    } else {
+        (*file)->vt->close(*file);
+        qb_free(&qb_efi_alloc, m->vol.win);
+        m->vol.win = NULL;
+    }
     *file = &m->base;
     m = NULL;
 out:
     if (m)
         map_close(&m->base);
-    qb_free(&qb_efi_alloc, v.win);
     return r;
 }

@@ -53,7 +53,8 @@ static EFI_STATUS EFIAPI driver_unload(EFI_HANDLE image)
 }
 
 /* Driver role: publish and stay. */
-static int driver_mount(const qb_env *env, const char *image, const char *snapshot)
+static int driver_mount(const qb_env *env, const char *image, const char *snapshot,
+                        qb_efi_mode mode)
 {
     EFI_LOADED_IMAGE *li;
     qb_err err = { 0, "" };
@@ -68,7 +69,7 @@ static int driver_mount(const qb_env *env, const char *image, const char *snapsh
         qb_efi_error(env, "cannot find our own loaded image: %s", qb_efi_strstatus(st));
         return 1;
     }
-    if (qb_efi_disk_publish(env, image, snapshot, &resident, &err) < 0) {
+    if (qb_efi_disk_publish(env, image, snapshot, mode, &resident, &err) < 0) {
         qb_efi_error(env, "%s", err.msg[0] ? err.msg : qb_strerror(err.code));
         return 1;
     }
@@ -138,14 +139,16 @@ static int driver_status(EFI_STATUS st)
     return 1;
 }
 
-int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot)
+static const char *mode_of_driver(EFI_HANDLE drv);
+
+int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot, qb_efi_mode mode)
 {
     EFI_SHELL_PARAMETERS_PROTOCOL params, *ours;
     EFI_LOADED_IMAGE *li;
     EFI_DEVICE_PATH *path;
     EFI_HANDLE drv = NULL;
     EFI_STATUS st;
-    CHAR16 *argv[8] = { NULL };
+    CHAR16 *argv[10] = { NULL };
     char canon[QB_PATH_MAX];
     qb_err err = { 0, "" };
     char *where;
@@ -153,7 +156,7 @@ int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot)
     UINTN argc = 0;
 
     if (qb_efi_is_driver())
-        return driver_mount(env, image, snapshot);
+        return driver_mount(env, image, snapshot, mode);
 
     /* The driver resolves names as we do (same shell, same current
      * directory), but a canonical name leaves no doubt. */
@@ -198,6 +201,10 @@ int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot)
         argv[argc++] = ucs2("--snapshot");
         argv[argc++] = ucs2(snapshot);
     }
+    if (mode == QB_EFI_READ_ONLY)
+        argv[argc++] = ucs2("--readonly");
+    else if (mode == QB_EFI_VOLATILE)
+        argv[argc++] = ucs2("--volatile");
     argv[argc++] = ucs2("--");
     argv[argc++] = ucs2(canon);
     for (UINTN i = 0; i < argc; i++)
@@ -230,8 +237,8 @@ int qb_efi_mount(const qb_env *env, const char *image, const char *snapshot)
     BS->UninstallProtocolInterface(drv, &ShellParametersProtocolGuid, &params);
     status = driver_status(st);
     if (status == 0)
-        qb_printf(&env->out, "Mounted %s%s%s%s\n", canon, snapshot ? " at snapshot " : "",
-                  snapshot ? snapshot : "",
+        qb_printf(&env->out, "Mounted %s%s%s %s%s\n", canon, snapshot ? " at snapshot " : "",
+                  snapshot ? snapshot : "", mode_of_driver(drv),
                   qb_efi_shell_present() ? ": 'map -r' shows its file systems" : "");
 out:
     for (UINTN i = 0; i < argc; i++)
@@ -262,6 +269,29 @@ static qb_efi_disk_info *info_of(EFI_HANDLE h)
     return info;
 }
 
+/* How a disk treats writes; copies older than revision 2 only read. */
+static const char *mode_of(const qb_efi_disk_info *info)
+{
+    return info->revision >= 2 && info->mode ? info->mode : "read-only";
+}
+
+/* The mode of the disk the driver image `drv` holds. */
+static const char *mode_of_driver(EFI_HANDLE drv)
+{
+    EFI_HANDLE *handles;
+    UINTN n = our_disks(&handles);
+    const char *mode = "attached";
+
+    for (UINTN i = 0; i < n; i++) {
+        qb_efi_disk_info *info = info_of(handles[i]);
+        if (info && info->driver == drv)
+            mode = mode_of(info);
+    }
+    if (handles)
+        BS->FreePool(handles);
+    return mode;
+}
+
 int qb_efi_mount_list(const qb_env *env)
 {
     EFI_HANDLE *handles;
@@ -272,9 +302,10 @@ int qb_efi_mount_list(const qb_env *env)
         char *dp = qb_efi_devpath_text(DevicePathFromHandle(handles[i]));
         if (!info)
             continue;
-        qb_printf(&env->out, "%s%s%s%s\n    %s\n", info->image,
+        qb_printf(&env->out, "%s%s%s (%s)%s\n    %s\n", info->image,
                   info->snapshot ? " at snapshot " : "", info->snapshot ? info->snapshot : "",
-                  info->driver ? "" : " (in use by a running command)", dp ? dp : "");
+                  mode_of(info), info->driver ? "" : " (in use by a running command)",
+                  dp ? dp : "");
         qb_free(&qb_efi_alloc, dp);
     }
     if (handles)

@@ -319,10 +319,11 @@ static void boot_entry(const qb_env *env, const qb_stick_config *cfg, int i, cha
         ST->ConOut->ClearScreen(ST->ConOut);
     }
     if (e->snapshot[0])
-        qb_printf(&env->out, "Booting %d. %s (%s, snapshot %s)...\n", i + 1, e->title, e->image,
-                  e->snapshot);
+        qb_printf(&env->out, "Booting %d. %s (%s, snapshot %s, %s)...\n", i + 1, e->title,
+                  e->image, e->snapshot, qb_efi_mode_name(e->mode));
     else
-        qb_printf(&env->out, "Booting %d. %s (%s)...\n", i + 1, e->title, e->image);
+        qb_printf(&env->out, "Booting %d. %s (%s, %s)...\n", i + 1, e->title, e->image,
+                  qb_efi_mode_name(e->mode));
     if (cap) {
         tout.to = &env->out;
         tout.cap = cap;
@@ -333,7 +334,7 @@ static void boot_entry(const qb_env *env, const qb_stick_config *cfg, int i, cha
         benv.err.ctx = &terr;
         benv.err.write = tee_write;
     }
-    status = qb_efi_boot(&benv, e->image, e->snapshot[0] ? e->snapshot : NULL);
+    status = qb_efi_boot(&benv, e->image, e->snapshot[0] ? e->snapshot : NULL, e->mode);
     /* The guest may have changed the console. */
     if (ST->ConOut) {
         ST->ConOut->SetAttribute(ST->ConOut, EFI_TEXT_ATTR(EFI_LIGHTGRAY, EFI_BLACK));
@@ -359,6 +360,7 @@ int qb_efi_stick_main(const qb_env *env)
     char dir[QB_STICK_IMAGE_MAX], path[QB_STICK_IMAGE_MAX];
     char *config_notice, *notice;
     const char *labels[QB_STICK_MAX_ENTRIES];
+    char (*label_text)[QB_STICK_TITLE_MAX + 16];
     bool found = false;
     qb_menu menu;
 
@@ -369,11 +371,13 @@ int qb_efi_stick_main(const qb_env *env)
     cfg = qb_malloc(&qb_efi_alloc, sizeof *cfg);
     config_notice = qb_malloc(&qb_efi_alloc, NOTICE_SIZE);
     notice = qb_malloc(&qb_efi_alloc, NOTICE_SIZE);
-    if (!cfg || !config_notice || !notice) {
+    label_text = qb_malloc(&qb_efi_alloc, QB_STICK_MAX_ENTRIES * sizeof *label_text);
+    if (!cfg || !config_notice || !notice || !label_text) {
         qb_printf(&env->err, "%s: out of memory\n", env->program);
         qb_free(&qb_efi_alloc, cfg);
         qb_free(&qb_efi_alloc, config_notice);
         qb_free(&qb_efi_alloc, notice);
+        qb_free(&qb_efi_alloc, label_text);
         return 1;
     }
     qb_stick_config_init(cfg);
@@ -422,8 +426,18 @@ int qb_efi_stick_main(const qb_env *env)
     }
     if (cfg->dropped_msgs)
         notice_add(config_notice, "(and %d more problems)\n", cfg->dropped_msgs);
-    for (int k = 0; k < cfg->count; k++)
-        labels[k] = cfg->entry[k].title;
+    /* The title, and the mode when the guest's writes do not reach the
+     * image. */
+    for (int k = 0; k < cfg->count; k++) {
+        const qb_stick_entry *e = &cfg->entry[k];
+        if (e->mode == QB_EFI_READ_WRITE && !e->snapshot[0])
+            qb_snprintf(label_text[k], sizeof label_text[k], "%s", e->title);
+        else
+            qb_snprintf(label_text[k], sizeof label_text[k], "%s [%s]", e->title,
+                        qb_efi_mode_name(e->mode == QB_EFI_READ_WRITE ? QB_EFI_READ_ONLY
+                                                                      : e->mode));
+        labels[k] = label_text[k];
+    }
 
     memset(&menu, 0, sizeof menu);
     menu.heading = "qcowboot: choose the image to boot";
@@ -461,5 +475,6 @@ int qb_efi_stick_main(const qb_env *env)
     qb_free(&qb_efi_alloc, cfg);
     qb_free(&qb_efi_alloc, config_notice);
     qb_free(&qb_efi_alloc, notice);
+    qb_free(&qb_efi_alloc, label_text);
     return 0;
 }

@@ -8,6 +8,7 @@
 #define QB_EFI_STICK_H
 
 #include <stddef.h>
+#include "efi_mode.h"
 
 /* The config file's name, looked for next to qcowboot.efi first (the
  * directory it was started from, \EFI\BOOT on a stick) and then at the
@@ -30,6 +31,7 @@ typedef struct qb_stick_entry {
     char image[QB_STICK_IMAGE_MAX];        /* rooted on our volume: "\images\a.qcow2" */
     char title[QB_STICK_TITLE_MAX];        /* what the menu shows */
     char snapshot[QB_STICK_SNAPSHOT_MAX];  /* internal snapshot; "" for the current state */
+    qb_efi_mode mode;                      /* unset until qb_stick_config_resolve */
 } qb_stick_entry;
 
 typedef struct qb_stick_config {
@@ -37,6 +39,7 @@ typedef struct qb_stick_config {
     qb_stick_entry entry[QB_STICK_MAX_ENTRIES];
     int default_index;  /* 0-based, set by qb_stick_config_resolve */
     int timeout;        /* seconds, QB_STICK_NO_TIMEOUT or QB_STICK_TIMEOUT_UNSET */
+    qb_efi_mode default_mode;   /* `mode = ...`; entries without their own */
     /* `default = ...` as written, and where, for qb_stick_config_resolve. */
     char default_spec[QB_STICK_IMAGE_MAX];
     int default_line;
@@ -59,7 +62,8 @@ int qb_stick_config_parse(qb_stick_config *cfg, const char *name, const char *te
 /* Finds the entry `default = ...` names (a number from 1, a title or an
  * image path; entries from the file or found on the volume) and sets
  * cfg->default_index; a default that names nothing is noted and entry 1
- * is used. */
+ * is used. Gives every entry without a mode of its own the config's
+ * (`mode = ...`, read-write when there is none). */
 void qb_stick_config_resolve(qb_stick_config *cfg);
 
 /* Records one more message in cfg (printf-style, qb_fmt's subset). */

@@ -150,6 +150,17 @@ $(STICK_UNIT_BIN): $(STICK_UNIT_SRCS) efi/efi_stick.h efi/efi_path.h core/qb_fmt
 	$(EFI_Q)$(CC) -O1 -g $(WARN) -Iefi -Icore -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    $(STICK_UNIT_SRCS) -o $@
 
+# Host test of the in-memory overlay of published disks, run by
+# tests/firmware/run.sh.
+OVERLAY_UNIT_BIN := build/tests/overlay_unit
+OVERLAY_UNIT_SRCS := tests/firmware/overlay_unit.c efi/efi_overlay.c core/qb_err.c core/qb_fmt.c
+$(OVERLAY_UNIT_BIN): $(OVERLAY_UNIT_SRCS) efi/efi_overlay.h core/qb_types.h core/qb_fmt.h \
+                     tests/firmware/group_check.h
+	@mkdir -p $(@D)
+	$(EFI_SAY) CC "$@"
+	$(EFI_Q)$(CC) -O1 -g $(WARN) -Iefi -Icore -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    $(OVERLAY_UNIT_SRCS) -o $@
+
 # Boots OVMF from a stick holding qcowboot.efi and a sample image and
 # prints what `qcowboot.efi info` said on the serial console.
 demo: $(EFI_APP) | $(DEPS_STAMP)

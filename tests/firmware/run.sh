@@ -34,6 +34,8 @@ done
 
 # --- host tests of the front end's path and UTF-8/UCS-2 code ---------------------
 unit_binary efi_unit build/tests/efi_unit
+# --- and of the in-memory overlay of published disks (volatile writes) -----------
+unit_binary overlay_unit build/tests/overlay_unit
 
 # --- images ------------------------------------------------------------------
 (

@@ -98,7 +98,7 @@ static int test_bad_lines(void)
                                "this line has no equals sign\n"
                                "colour = red\n"
                                "entry = fs0:\\x.qcow2\n"
-                               "entry = a | b | c | d\n"
+                               "entry = a | b | c | d | e\n"
                                "entry =   | title\n"
                                "entry = /\n"
                                "entry = x\x01y\n"
@@ -207,6 +207,53 @@ static int test_limits(void)
     return end_group("config: entry table, title, path and snapshot limits");
 }
 
+static int test_modes(void)
+{
+    qb_stick_config *c = parse("entry = a.qcow2\n"
+                               "entry = b.qcow2 | B | | volatile\n"
+                               "entry = c.qcow2 | C | snap | Read-Only\n"
+                               "entry = d.qcow2 | D | | readonly\n"
+                               "entry = e.qcow2 | E | | read-write\n"
+                               "entry = f.qcow2 | F | |\n"
+                               "entry = g.qcow2 | G | | sometimes\n"
+                               "mode = bogus\n");
+
+    check_int("count", c->count, 6);
+    check_int("a: read-write by default", c->entry[0].mode, QB_EFI_READ_WRITE);
+    check_int("b: volatile", c->entry[1].mode, QB_EFI_VOLATILE);
+    check_str("c: snapshot", c->entry[2].snapshot, "snap");
+    check_int("c: read-only, any case", c->entry[2].mode, QB_EFI_READ_ONLY);
+    check_int("d: readonly", c->entry[3].mode, QB_EFI_READ_ONLY);
+    check_int("e: read-write", c->entry[4].mode, QB_EFI_READ_WRITE);
+    check_int("f: empty mode field", c->entry[5].mode, QB_EFI_READ_WRITE);
+    check_msg(c, "line 7: mode 'sometimes' is not read-write, read-only or volatile; entry "
+                 "skipped");
+    check_msg(c, "line 8: mode 'bogus' is not");
+    check_int("messages", c->nmsgs, 2);
+
+    /* `mode = ...` is the default for entries without their own, wherever
+     * it stands, and for images found on the stick. */
+    c = parse("entry = a.qcow2\n"
+              "entry = b.qcow2 | B | | read-write\n"
+              "mode = volatile\n");
+    check_int("default: a", c->entry[0].mode, QB_EFI_VOLATILE);
+    check_int("default: b keeps its own", c->entry[1].mode, QB_EFI_READ_WRITE);
+    {
+        qb_stick_config cfg;
+
+        qb_stick_config_init(&cfg);
+        qb_stick_config_parse(&cfg, "\\qcowboot.cfg", "mode=read-only\n", 15);
+        qb_stick_config_add(&cfg, "\\y.qcow2");
+        qb_stick_config_resolve(&cfg);
+        check_int("default: found image", cfg.entry[0].mode, QB_EFI_READ_ONLY);
+        check_int("default: no problems", cfg.nmsgs, 0);
+    }
+    check_str("name rw", qb_efi_mode_name(QB_EFI_READ_WRITE), "read-write");
+    check_str("name ro", qb_efi_mode_name(QB_EFI_READ_ONLY), "read-only");
+    check_str("name volatile", qb_efi_mode_name(QB_EFI_VOLATILE), "volatile");
+    return end_group("config: modes per entry (4th field) and by default (mode = ...)");
+}
+
 static int test_names(void)
 {
     qb_stick_config cfg;
@@ -278,6 +325,7 @@ int main(void)
     failed += test_bad_lines();
     failed += test_defaults();
     failed += test_limits();
+    failed += test_modes();
     failed += test_names();
     failed += test_garbage();
     return failed ? 1 : 0;
