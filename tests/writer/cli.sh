@@ -316,14 +316,21 @@ expect "commit -q" 0 "" "" commit -q -d co.qcow2
 mk leak.qcow2 1M
 qemu-io -c 'write -P 0x11 0 128k' leak.qcow2 >/dev/null
 setref leak.qcow2 0 2            # the header cluster counted twice
-setref leak.qcow2 12 1           # an unused cluster inside the file
+end=$(stat -c %s leak.qcow2)
+truncate -s $((end + 65536)) leak.qcow2
+setref leak.qcow2 $((end / 65536)) 1   # a cluster of the file that nothing uses
+qemu-img check leak.qcow2 2>/dev/null | grep -q '^2 leaked clusters were found' \
+    && pass "check: the leaky image has 2 leaks" || fail "check: the leaky image has 2 leaks" "qemu-img disagrees"
+# The image end offset is left out of the comparison: where the repaired
+# refcount structures end up is the writer's choice.
+no_end() { grep -v -e '^Image end offset: ' -e '"image-end-offset": ' "$1"; }
 for args in "-r leaks" "-r all" "-r all --json"; do
     cp leak.qcow2 q.qcow2
     qemu-img check ${args/--json/--output=json} q.qcow2 >"$O/q.out" 2>"$O/q.err"; qrc=$?
     cp leak.qcow2 q.qcow2
     qb check $args q.qcow2; rc=$?
     if rep=$(sanitizer_report); then fail "check $args: leaks" "sanitizer: $rep"; continue; fi
-    if [ $rc = $qrc ] && cmp -s "$O/out" "$O/q.out" && cmp -s "$O/err" "$O/q.err"; then
+    if [ $rc = $qrc ] && cmp -s <(no_end "$O/out") <(no_end "$O/q.out") && cmp -s "$O/err" "$O/q.err"; then
         pass "check $args: leaks repaired, reported as qemu-img"
     else
         fail "check $args: leaks repaired, reported as qemu-img" "exit $rc/$qrc out: $(short $O/out) err: $(short $O/err)"
