@@ -128,6 +128,8 @@ typedef struct check_filter {
     size_t len;
     bool long_line;             /* the current line did not fit in `line` */
     repair_counts fixed;
+    uint64_t copied_found;      /* COPIED flag errors of the image as found */
+    bool copied_repair;         /* the repair pass fixes COPIED flags */
     fixed_cluster *clusters;    /* ascending: the check compares clusters in order */
     size_t nclusters;
     size_t cap;
@@ -271,13 +273,15 @@ static void filter_line(check_filter *f, const char *line)
         return;
     }
     if (parse_copied(line, &what, &what_len, &entry, &stored)) {
-        if (!f->mode)
+        if (!f->mode) {
+            f->copied_found++;
             return;   /* reported as they are after the refcounts are fixed */
+        }
         uint64_t rc = refcount_after(f, (entry & QCOW2_L2E_OFFSET_MASK) >> f->cluster_bits, stored);
         bool copied = (entry & QCOW2_OFLAG_COPIED) != 0;
         if ((rc == 1) == copied)
             return;   /* the refcount repair makes the flag right */
-        bool repair = f->mode == QB_REPAIR_ALL;
+        bool repair = f->copied_repair;
         qb_printf(err, "%s OFLAG_COPIED %.*s refcount=%llu\n", repair ? "Repairing" : "ERROR",
                   (int)what_len, what, (unsigned long long)rc);
         if (repair)
@@ -358,6 +362,11 @@ static int check_repair(const qb_env *env, const qb_image_args *a, int mode)
     int rc = 1;
     if (filtered_check(env, img, &f, 0, &found))
         goto out;
+    /* COPIED flags count as corruptions, but -r leaks repairs them too
+     * when nothing else is wrong once the leaks are gone (qemu-img's rule:
+     * they are then only a consequence of refcounts being wrong). */
+    f.copied_repair = mode == QB_REPAIR_ALL ||
+                      (!found.check_errors && found.corruptions == f.copied_found);
     if ((found.leaks || found.corruptions) && filtered_check(env, img, &f, mode, &again))
         goto out;
     if (!f.fixed.leaks_fixed && !f.fixed.corruptions_fixed) {

@@ -95,6 +95,26 @@ with open(path, 'r+b') as f:
 EOF
 }
 
+# like_qemu NAME IMG ARGS...: runs `check ARGS` on a copy of IMG, and
+# `qemu-img check` with the same ARGS (--json as --output=json) on another;
+# passes when the exit codes, stdout and stderr agree, leaving out the image
+# end offset (where a repair puts the new refcount structures is the
+# writer's choice). qcowboot's copy is left in q.qcow2.
+no_end() { grep -v -e '^Image end offset: ' -e '"image-end-offset": ' "$1"; }
+like_qemu() {
+    local name=$1 img=$2 rc qrc rep; shift 2
+    cp "$img" q.qcow2
+    qemu-img check "${@/--json/--output=json}" q.qcow2 >"$O/q.out" 2>"$O/q.err"; qrc=$?
+    cp "$img" q.qcow2
+    qb check "$@" q.qcow2; rc=$?
+    if rep=$(sanitizer_report); then fail "$name" "sanitizer: $rep"; return; fi
+    if [ $rc = $qrc ] && cmp -s <(no_end "$O/out") <(no_end "$O/q.out") && cmp -s "$O/err" "$O/q.err"; then
+        pass "$name"
+    else
+        fail "$name" "exit $rc, qemu-img $qrc: out: $(short $O/out) err: $(short $O/err) qemu-img: $(short $O/q.out) $(short $O/q.err)"
+    fi
+}
+
 # mk NAME SIZE [qemu-img create options...]
 mk() { local n=$1 s=$2; shift 2; rm -f "$n"; qemu-img create -q -f qcow2 "$@" "$n" "$s"; }
 
@@ -220,17 +240,8 @@ qemu-io -c 'write -P 0x11 0 64k' shared.qcow2 >/dev/null
 qemu-img snapshot -c s1 shared.qcow2
 data_cluster=$(( $(qemu-img map --output=json shared.qcow2 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["offset"])') / 65536 ))
 setref shared.qcow2 "$data_cluster" 1
-for args in "-r leaks" "-r leaks --json"; do
-    cp shared.qcow2 q.qcow2
-    qemu-img check ${args/--json/--output=json} q.qcow2 >"$O/q.out" 2>"$O/q.err"; qrc=$?
-    cp shared.qcow2 q.qcow2
-    qb check $args q.qcow2; rc=$?
-    if [ $rc = $qrc ] && cmp -s "$O/out" "$O/q.out" && cmp -s "$O/err" "$O/q.err"; then
-        pass "check $args: corruption left, as qemu-img"
-    else
-        fail "check $args: corruption left, as qemu-img" "exit $rc/$qrc out: $(short $O/out) err: $(short $O/err)"
-    fi
-done
+like_qemu "check -r leaks: corruption left, as qemu-img" shared.qcow2 -r leaks
+like_qemu "check -r leaks --json: corruption left, as qemu-img" shared.qcow2 -r leaks --json
 
 # ---------------------------------------------------------------------------
 # What the writer writes, judged by qemu-io and qemu-img
@@ -321,27 +332,45 @@ truncate -s $((end + 65536)) leak.qcow2
 setref leak.qcow2 $((end / 65536)) 1   # a cluster of the file that nothing uses
 qemu-img check leak.qcow2 2>/dev/null | grep -q '^2 leaked clusters were found' \
     && pass "check: the leaky image has 2 leaks" || fail "check: the leaky image has 2 leaks" "qemu-img disagrees"
-# The image end offset is left out of the comparison: where the repaired
-# refcount structures end up is the writer's choice.
-no_end() { grep -v -e '^Image end offset: ' -e '"image-end-offset": ' "$1"; }
 for args in "-r leaks" "-r all" "-r all --json"; do
-    cp leak.qcow2 q.qcow2
-    qemu-img check ${args/--json/--output=json} q.qcow2 >"$O/q.out" 2>"$O/q.err"; qrc=$?
-    cp leak.qcow2 q.qcow2
-    qb check $args q.qcow2; rc=$?
-    if rep=$(sanitizer_report); then fail "check $args: leaks" "sanitizer: $rep"; continue; fi
-    if [ $rc = $qrc ] && cmp -s <(no_end "$O/out") <(no_end "$O/q.out") && cmp -s "$O/err" "$O/q.err"; then
-        pass "check $args: leaks repaired, reported as qemu-img"
-    else
-        fail "check $args: leaks repaired, reported as qemu-img" "exit $rc/$qrc out: $(short $O/out) err: $(short $O/err)"
-    fi
+    like_qemu "check $args: leaks repaired, reported as qemu-img" leak.qcow2 $args
     clean "check $args: leaks: qemu-img finds it clean" q.qcow2
 done
-cp shared.qcow2 q.qcow2
-expect "check -r all: corruption repaired" 0 "    1 corruptions" "Repairing cluster $data_cluster refcount=1 reference=2" \
-    check -r all q.qcow2
+like_qemu "check -r all: corruption repaired, reported as qemu-img" shared.qcow2 -r all
+grep -q "Repairing cluster $data_cluster refcount=1 reference=2" "$O/err" \
+    && pass "check -r all: the corruption named" || fail "check -r all: the corruption named" "$(short $O/err)"
 clean "check -r all: corruption: qemu-img finds it clean" q.qcow2
 qio "check -r all: data intact" q.qcow2 'read -P 0x11 0 64k'
+like_qemu "check -r all --json: corruption repaired, reported as qemu-img" shared.qcow2 -r all --json
+
+# A COPIED flag missing on a data cluster with refcount 1: a corruption
+# that -r leaks repairs too, as nothing else is wrong.
+mk copied.qcow2 1M
+qemu-io -c 'write -P 0x11 0 128k' copied.qcow2 >/dev/null
+python3 - copied.qcow2 <<'EOF'
+import struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    h = f.read(104)
+    l1 = struct.unpack('>Q', h[40:48])[0]
+    f.seek(l1)
+    l2 = struct.unpack('>Q', f.read(8))[0] & 0x00fffffffffffe00
+    f.seek(l2)
+    e = struct.unpack('>Q', f.read(8))[0]
+    f.seek(l2)
+    f.write(struct.pack('>Q', e & ~(1 << 63)))
+EOF
+for args in "-r leaks" "-r all" "-r leaks --json"; do
+    like_qemu "check $args: COPIED flag repaired, reported as qemu-img" copied.qcow2 $args
+    clean "check $args: COPIED flag: qemu-img finds it clean" q.qcow2
+done
+
+# A leak and a corruption: -r leaks repairs the leak and leaves the
+# corruption, which the check of the repaired image still reports.
+cp shared.qcow2 both.qcow2
+setref both.qcow2 0 2
+like_qemu "check -r leaks: leak repaired, corruption left, as qemu-img" both.qcow2 -r leaks
+like_qemu "check -r all: both repaired, as qemu-img" both.qcow2 -r all
+clean "check -r all: leak and corruption: qemu-img finds it clean" q.qcow2
 
 # snapshot -c/-a/-d: what qemu-img lists, and clean images.
 mk s.qcow2 1M
