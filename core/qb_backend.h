@@ -55,6 +55,19 @@ static inline int qb_backend_size(qb_backend *b, uint64_t *size, qb_err *err)
     return b->vt->get_size(b, size, err);
 }
 
+static inline int qb_backend_write(qb_backend *b, uint64_t off, const void *buf,
+                                   size_t len, qb_err *err)
+{
+    if (!b->vt->write)
+        return qb_err_set(err, QB_EROFS, "read-only file");
+    return b->vt->write(b, off, buf, len, err);
+}
+
+static inline int qb_backend_flush(qb_backend *b, qb_err *err)
+{
+    return b->vt->flush ? b->vt->flush(b, err) : 0;
+}
+
 /*
  * How the engine finds files by name (backing files, external data files,
  * output files). Supplied by the front end, which knows its file systems.

@@ -13,8 +13,14 @@ void qb_image_close(qb_image *img)
     while (img) {
         qb_image *next = img->backing;
         qb_alloc a = img->alloc;
-        if (img->is_qcow2)
+        if (img->is_qcow2) {
+            /* Callers that need to know whether it worked use
+             * qb_image_close_flush; here the best is tried. */
+            qb_err ignored;
+            if (img->q.writable && qcow2_flush_meta(&img->q, &ignored) == 0)
+                qcow2_sync(&img->q, &ignored);
             qcow2_close(&img->q);
+        }
         if (img->file)
             img->file->vt->close(img->file);
         qb_free(&a, img->filename);
@@ -122,6 +128,13 @@ static int open_layer(qb_image **out, const chain_ctx *cc, const qb_image *paren
         if (r)
             goto fail;
         img->size = img->q.size;
+        if (img->q.writable) {
+            /* Header updates due before any write, and the repair of a
+             * dirty image, happen at open so errors show up here. */
+            r = qcow2_prepare_write(&img->q, err);
+            if (r)
+                goto fail;
+        }
     } else {
         if (o->snapshot && !parent) {
             r = qb_err_set(err, QB_EUNSUPP, "%s: raw images have no snapshots", img->filename);
@@ -138,6 +151,7 @@ static int open_layer(qb_image **out, const chain_ctx *cc, const qb_image *paren
             goto fail;
         }
         img->size = (img->size + 511) & ~511ull;
+        img->raw_writable = o->writable && !parent;
     }
     *out = img;
     return QB_OK;
@@ -213,7 +227,7 @@ uint64_t qb_image_cluster_size(const qb_image *img)
 
 /* Unallocated parts of a qcow2 layer read from its backing file, and as
  * zeros past the backing file's end or without one. */
-static int fill_from_backing(void *ctx, uint64_t off, void *buf, size_t len, qb_err *err)
+int qb_image_fill_from_backing(void *ctx, uint64_t off, void *buf, size_t len, qb_err *err)
 {
     qb_image *img = ctx;
     qb_image *b = img->backing;
@@ -240,5 +254,5 @@ int qb_image_read(qb_image *img, uint64_t off, void *buf, size_t len, qb_err *er
         int r = qb_backend_read(img->file, off, buf, len, err);
         return r ? qb_err_prefix(err, "%s: ", img->filename) : QB_OK;
     }
-    return qcow2_read(&img->q, off, buf, len, fill_from_backing, img, err);
+    return qcow2_read(&img->q, off, buf, len, qb_image_fill_from_backing, img, err);
 }

@@ -19,6 +19,11 @@ struct qb_image {
     qb_image *backing;
     unsigned depth;             /* 0 for the top */
     int prealloc_state;         /* metadata preallocation: -1 unknown, 0 no, 1 yes */
+    bool raw_writable;          /* a raw top layer opened for writing */
 };
+
+/* Reads unallocated parts of a qcow2 layer: from the backing file, zeros
+ * past its end or without one. ctx is the qb_image. */
+int qb_image_fill_from_backing(void *ctx, uint64_t off, void *buf, size_t len, qb_err *err);
 
 #endif

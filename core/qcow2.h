@@ -58,6 +58,10 @@
 #define QCOW2_COMPRESSION_ZLIB 0
 #define QCOW2_COMPRESSION_ZSTD 1
 
+/* Reads guest data of this layer only; unallocated parts are filled by
+ * calling fill(ctx, guest offset, buf, len). */
+typedef int (*qcow2_fill_fn)(void *ctx, uint64_t off, void *buf, size_t len, qb_err *err);
+
 typedef struct qcow2_feature_name {
     uint8_t type;           /* 0 incompatible, 1 compatible, 2 autoclear */
     uint8_t bit;
@@ -122,10 +126,12 @@ typedef struct qcow2_cache_entry {
     uint64_t offset;        /* host offset of the table; 0 = empty slot */
     uint64_t lru;           /* last use stamp */
     uint8_t *table;
+    bool dirty;             /* changed in memory, not yet written */
+    unsigned pins;          /* in use by a caller: not to be evicted */
 } qcow2_cache_entry;
 
-/* Fixed-size cache of metadata tables (L2 tables now; refcount blocks when
- * writing arrives), least recently used out. */
+/* Fixed-size cache of metadata tables (L2 tables, refcount blocks), least
+ * recently used out. */
 typedef struct qcow2_cache {
     qcow2_cache_entry *entries;
     size_t count;
@@ -195,7 +201,38 @@ typedef struct qcow2 {
     uint8_t *ubuf;              /* one decompressed cluster */
     uint64_t ubuf_host;         /* descriptor whose data ubuf holds; UINT64_MAX none */
     uint64_t ubuf_csize;
+
+    /* Writing (qcow2_alloc.c, qcow2_flush.c, qcow2_write.c). */
+    bool writable;              /* opened for writing and not fallen back */
+    bool writethrough;          /* flush after every write call */
+    bool write_ready;           /* first-write header updates done */
+    bool in_flush;              /* inside qcow2_flush_meta */
+    bool need_sync;             /* written since the last backend flush */
+    bool l1_dirty;              /* q->l1[l1_dirty_lo..l1_dirty_hi] differ from the file */
+    uint32_t l1_dirty_lo, l1_dirty_hi;
+    uint64_t reftable_capacity; /* entries the on-disk refcount table holds */
+    bool reftable_dirty;        /* q->reftable[rt_dirty_lo..rt_dirty_hi] differ */
+    uint64_t rt_dirty_lo, rt_dirty_hi;
+    uint64_t free_hint;         /* no free cluster below this index */
+    uint64_t alloc_end;         /* end of the highest cluster allocated (bytes) */
+    uint64_t free_byte_offset;  /* next byte for compressed data; 0 none */
+    struct qcow2_pending_free *frees;   /* decrements waiting for their L2 write */
+    size_t nb_frees, frees_cap;
 } qcow2;
+
+/* A refcount decrease that must wait until the table entry that dropped
+ * the reference is on disk. */
+typedef struct qcow2_pending_free {
+    uint64_t cluster;
+    uint64_t count;          /* consecutive clusters */
+} qcow2_pending_free;
+
+/* Metadata kinds for the overlap check (which one a write may overlap). */
+enum {
+    QCOW2_OL_NONE = 0,
+    QCOW2_OL_L2 = 1,
+    QCOW2_OL_REFBLOCK = 2,
+};
 
 /* qcow2_header.c */
 int qcow2_probe(const uint8_t *buf, size_t len);
@@ -219,6 +256,72 @@ int qcow2_cache_init(qcow2_cache *c, const qb_alloc *a, size_t table_size, size_
 void qcow2_cache_free(qcow2_cache *c, const qb_alloc *a);
 /* Returns the table at offset, reading it on a miss. */
 int qcow2_cache_get(qcow2 *q, qcow2_cache *c, uint64_t offset, const uint8_t **table, qb_err *err);
+/* The same, pinned until qcow2_cache_unpin, for changing it. */
+int qcow2_cache_get_pinned(qcow2 *q, qcow2_cache *c, uint64_t offset, uint8_t **table,
+                           qb_err *err);
+/* A new zeroed table at offset (not read), dirty and pinned. */
+int qcow2_cache_new_pinned(qcow2 *q, qcow2_cache *c, uint64_t offset, uint8_t **table,
+                           qb_err *err);
+void qcow2_cache_unpin(qcow2_cache *c, const uint8_t *table);
+void qcow2_cache_mark_dirty(qcow2_cache *c, const uint8_t *table);
+void qcow2_cache_drop(qcow2_cache *c, uint64_t offset);
+void qcow2_cache_invalidate(qcow2_cache *c);
+int qcow2_cache_write_entry(qcow2 *q, qcow2_cache *c, qcow2_cache_entry *e, qb_err *err);
+int qcow2_cache_write_dirty(qcow2 *q, qcow2_cache *c, bool *wrote, qb_err *err);
+bool qcow2_cache_has_dirty(const qcow2_cache *c);
+
+/* qcow2_alloc.c: refcounts in memory and cluster allocation. */
+/* Adds delta to the refcount of `count` clusters from `cluster` (creating
+ * refcount blocks as needed); the change reaches the file at the next flush. */
+int qcow2_update_refcount(qcow2 *q, uint64_t cluster, uint64_t count, int64_t delta,
+                          qb_err *err);
+/* Allocates n contiguous free clusters (refcount 0 -> 1). */
+int qcow2_alloc_clusters(qcow2 *q, uint64_t n, uint64_t *offset, qb_err *err);
+/* Allocates size bytes for compressed data, sharing clusters as QEMU does. */
+int qcow2_alloc_bytes(qcow2 *q, uint64_t size, uint64_t *offset, qb_err *err);
+/* Drops one reference to the clusters covering [offset, offset+len) once
+ * the entry that referenced them is on disk (the flush applies it). */
+int qcow2_free_later(qcow2 *q, uint64_t offset, uint64_t len, qb_err *err);
+/* Frees what an L2 entry referenced (data cluster or compressed bytes). */
+int qcow2_free_l2_entry_later(qcow2 *q, uint64_t entry, qb_err *err);
+int qcow2_apply_frees(qcow2 *q, qb_err *err);
+/* Grows the in-memory refcount table to hold index ti. */
+int qcow2_reftable_reach(qcow2 *q, uint64_t ti, qb_err *err);
+uint64_t qcow2_refcount_max(const qcow2 *q);
+
+/* qcow2_flush.c: ordered write-back of metadata. */
+int qcow2_flush_meta(qcow2 *q, qb_err *err);
+/* Fails (and marks the image corrupt) when [off, off+len) overlaps
+ * metadata other than the kind `ignore`. */
+int qcow2_check_overlap(qcow2 *q, uint64_t off, uint64_t len, int ignore, qb_err *err);
+int qcow2_write_failed(qcow2 *q, qb_err *err, const char *fmt, ...);
+int qcow2_mark_corrupt(qcow2 *q, qb_err *err, const char *fmt, ...);
+/* Checks the image may be written and does the header updates due before
+ * the first write (clearing unknown autoclear bits). */
+int qcow2_prepare_write(qcow2 *q, qb_err *err);
+int qcow2_sync(qcow2 *q, qb_err *err);
+
+/* qcow2_write.c */
+int qcow2_write(qcow2 *q, uint64_t off, const uint8_t *buf, size_t len, qcow2_fill_fn fill,
+                void *fill_ctx, qb_err *err);
+int qcow2_write_zeroes(qcow2 *q, uint64_t off, uint64_t len, bool has_backing,
+                       qcow2_fill_fn fill, void *fill_ctx, qb_err *err);
+int qcow2_discard(qcow2 *q, uint64_t off, uint64_t len, bool has_backing, qb_err *err);
+int qcow2_write_compressed(qcow2 *q, uint64_t off, const uint8_t *buf, size_t len,
+                           qcow2_fill_fn fill, void *fill_ctx, qb_err *err);
+
+/* qcow2_generation.c: structural changes (snapshots, repair) made by
+ * writing new tables beside the old ones and switching to them with one
+ * header write. */
+typedef struct qcow2_new_snapshot {
+    const char *name;
+    uint64_t date_sec;
+    uint32_t date_nsec;
+} qcow2_new_snapshot;
+int qcow2_snapshot_create(qcow2 *q, const qcow2_new_snapshot *ns, qb_err *err);
+int qcow2_snapshot_apply(qcow2 *q, const char *id_or_name, qb_err *err);
+int qcow2_snapshot_delete(qcow2 *q, const char *id_or_name, qb_err *err);
+int qcow2_repair(qcow2 *q, int mode, qb_err *err);
 
 /* qcow2_map.c */
 int qcow2_map(qcow2 *q, uint64_t off, uint64_t len, qcow2_run *run, qb_err *err);
@@ -268,9 +371,6 @@ int qcow2_compress_cluster(qcow2 *q, const uint8_t *src, size_t len, uint8_t *ds
 void qcow2_comp_free(qcow2 *q);
 
 /* qcow2_read.c */
-/* Reads guest data of this layer only; unallocated parts are filled by
- * calling fill(ctx, guest offset, buf, len). */
-typedef int (*qcow2_fill_fn)(void *ctx, uint64_t off, void *buf, size_t len, qb_err *err);
 int qcow2_read(qcow2 *q, uint64_t off, uint8_t *buf, size_t len, qcow2_fill_fn fill,
                void *fill_ctx, qb_err *err);
 

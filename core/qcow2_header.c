@@ -458,6 +458,8 @@ int qcow2_open(qcow2 *q, const qb_open_opts *opts, qb_backend *file, const char 
     q->file = file;
     q->filename = filename;
     q->ubuf_host = UINT64_MAX;
+    q->writable = opts->writable && !opts->snapshot;
+    q->writethrough = opts->writethrough;
     int r = qb_backend_size(file, &q->file_size, err);
     if (r)
         return qb_err_prefix(err, "%s: ", filename);
@@ -551,6 +553,9 @@ out:
 void qcow2_close(qcow2 *q)
 {
     qcow2_decomp_free(q);
+    qcow2_comp_free(q);
+    qb_free(&q->alloc, q->frees);
+    q->frees = NULL;
     qcow2_cache_free(&q->l2_cache, &q->alloc);
     qcow2_cache_free(&q->rb_cache, &q->alloc);
     qb_free(&q->alloc, q->reftable);
