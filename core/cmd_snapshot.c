@@ -69,9 +69,11 @@ int qb_cmd_snapshot(const qb_env *env, int argc, char **argv)
     int r;
     const char *what;
     if (action == 'c') {
-        /* TODO(clock): the environment has no clock yet; the snapshot is
-         * dated 0 (1970-01-01) until the front ends pass the time in. */
-        r = qb_image_snapshot_create(img, name, 0, 0, &err);
+        uint64_t sec = 0;
+        uint32_t nsec = 0;
+        if (env->now)
+            env->now(env->now_ctx, &sec, &nsec);
+        r = qb_image_snapshot_create(img, name, sec, nsec, &err);
         what = "create";
     } else if (action == 'a') {
         r = qb_image_snapshot_apply(img, name, &err);

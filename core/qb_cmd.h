@@ -26,6 +26,10 @@ typedef struct qb_env {
     void *progress_ctx;
     const char *program;    /* "qcowboot" or "qcowboot.efi", for messages */
     size_t l2_cache_bytes;  /* L2 table cache per image; 0: the default */
+    /* Optional wall clock (seconds and nanoseconds since 1970, UTC) for
+     * snapshot dates; NULL leaves them 0. */
+    void (*now)(void *ctx, uint64_t *sec, uint32_t *nsec);
+    void *now_ctx;
 } qb_env;
 
 /* Runs one command. argv[0] is the command ("info", "map", ...); a missing

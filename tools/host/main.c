@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "posix_backend.h"
 #include "qb_cmd.h"
@@ -22,6 +23,14 @@ static void write_stream(void *ctx, const char *s, size_t n)
     fwrite(s, 1, n, (FILE *)ctx);
 }
 
+static void wall_clock(void *ctx, uint64_t *sec, uint32_t *nsec)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    *sec = (uint64_t)ts.tv_sec;
+    *nsec = (uint32_t)ts.tv_nsec;
+}
+
 int main(int argc, char **argv)
 {
     qb_env env;
@@ -31,6 +40,7 @@ int main(int argc, char **argv)
     env.out = (qb_out){ stdout, write_stream };
     env.err = (qb_out){ stderr, write_stream };
     env.program = "qcowboot";
+    env.now = wall_clock;
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("qcowboot %s\n", QB_VERSION);
         return 0;
