@@ -38,7 +38,8 @@
  * Volatile: every write goes into the overlay, up to a limit taken from
  * the free memory when the disk is published; beyond it (or when the pool
  * is exhausted) WriteBlocks fails with EFI_VOLUME_FULL and changes nothing.
- * The memory in use is reported on the console every REPORT_STEP.
+ * The memory in use is reported on the console every REPORT_STEP and as it
+ * nears the limit.
  */
 #include <string.h>
 #include "efi_disk.h"
@@ -48,7 +49,7 @@
 #define MAX_REPORTED_ERRORS 8
 #define REPORT_STEP (256ull << 20)      /* memory use reported every 256 MiB */
 #define DRAIN_RUN (1u << 20)            /* largest write when draining */
-#define KEEP_FREE_MIN (32ull << 20)     /* memory always left to the guest */
+#define KEEP_FREE_MIN (64ull << 20)     /* memory always left to the guest */
 
 static qb_efi_blockio *blockio_of(EFI_BLOCK_IO_PROTOCOL *this)
 {
@@ -163,18 +164,21 @@ static VOID EFIAPI drain_notify(EFI_EVENT event, VOID *ctx)
     drain(ctx, &err);
 }
 
-/* A line on the console each time the overlay passes another REPORT_STEP. */
+/* A line on the console each time the overlay passes another REPORT_STEP,
+ * and once when it passes three quarters of its limit. */
 static void report_memory(qb_efi_blockio *b)
 {
-    uint64_t held = qb_overlay_bytes(b->overlay);
+    uint64_t held = qb_overlay_bytes(b->overlay), limit = qb_overlay_limit(b->overlay);
+    bool near = !b->reported_near && held >= limit / 4 * 3;
 
-    if (held < b->next_report)
+    if (held < b->next_report && !near)
         return;
-    qb_printf(&b->env->out, "%s: %llu MiB of writes kept in memory (at most %llu MiB)\n",
-              b->name, (unsigned long long)(held >> 20),
-              (unsigned long long)(qb_overlay_limit(b->overlay) >> 20));
+    qb_printf(&b->env->out, "%s: %llu MiB of writes kept in memory (at most %llu MiB%s)\n",
+              b->name, (unsigned long long)(held >> 20), (unsigned long long)(limit >> 20),
+              near ? "; writes beyond it fail" : "");
     while (b->next_report <= held)
         b->next_report += REPORT_STEP;
+    b->reported_near |= near;
 }
 
 static EFI_STATUS EFIAPI bio_read(EFI_BLOCK_IO_PROTOCOL *this, UINT32 media_id, EFI_LBA lba,

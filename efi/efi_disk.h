@@ -49,6 +49,7 @@ typedef struct qb_efi_blockio {
     qb_overlay *overlay;
     EFI_EVENT drain_event;
     uint64_t next_report;   /* overlay size to report memory use at */
+    bool reported_near;     /* ... and that it neared its limit */
     unsigned errors;        /* read errors so far */
     unsigned write_errors;
     unsigned drain_errors;

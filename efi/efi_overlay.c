@@ -3,11 +3,18 @@
  * table from block number to a 4 KiB copy of the block, open addressing
  * with linear probing (removal shifts the following entries back, so no
  * tombstones pile up while a read-write disk drains over and over).
+ *
+ * Blocks come from slabs of SLAB_BLOCKS: the firmware's pool hands out
+ * whole pages for anything near a page, so a block allocated on its own
+ * would cost two pages with the allocator's bookkeeping. Drained blocks go
+ * to a free list; slabs are returned when the overlay is freed.
  */
 #include <string.h>
 #include "efi_overlay.h"
 
 #define MIN_SLOTS 64u
+#define SLAB_BLOCKS 64u
+#define SLAB_HEAD 64u           /* the link to the next slab; keeps blocks aligned */
 
 typedef struct slot {
     uint64_t block;
@@ -21,7 +28,37 @@ struct qb_overlay {
     size_t count;           /* blocks held */
     size_t cap;             /* slots, a power of two */
     slot *slots;
+    uint8_t *slabs;         /* the newest slab; each starts with a link to the one before */
+    size_t slab_used;       /* blocks handed out from the newest slab */
+    uint8_t *free_blocks;   /* blocks given back; each starts with a link to the next */
 };
+
+static uint8_t *block_get(qb_overlay *o)
+{
+    uint8_t *b = o->free_blocks;
+
+    if (b) {
+        memcpy(&o->free_blocks, b, sizeof(uint8_t *));
+        return b;
+    }
+    if (!o->slabs || o->slab_used == SLAB_BLOCKS) {
+        uint8_t *slab = qb_malloc(&o->alloc, SLAB_HEAD + (size_t)SLAB_BLOCKS * QB_OVERLAY_BLOCK);
+        if (!slab)
+            return NULL;
+        memcpy(slab, &o->slabs, sizeof(uint8_t *));
+        o->slabs = slab;
+        o->slab_used = 0;
+    }
+    return o->slabs + SLAB_HEAD + o->slab_used++ * QB_OVERLAY_BLOCK;
+}
+
+static void block_put(qb_overlay *o, uint8_t *b)
+{
+    if (!b)
+        return;
+    memcpy(b, &o->free_blocks, sizeof(uint8_t *));
+    o->free_blocks = b;
+}
 
 static size_t hash(uint64_t block, size_t cap)
 {
@@ -88,7 +125,7 @@ static void remove_slot(qb_overlay *o, slot *s)
 {
     size_t hole = (size_t)(s - o->slots), mask = o->cap - 1;
 
-    qb_free(&o->alloc, s->data);
+    block_put(o, s->data);
     s->data = NULL;
     o->count--;
     for (size_t i = (hole + 1) & mask; o->slots[i].data; i = (i + 1) & mask) {
@@ -126,8 +163,12 @@ void qb_overlay_free(qb_overlay *o)
 {
     if (!o)
         return;
-    for (size_t i = 0; i < o->cap; i++)
-        qb_free(&o->alloc, o->slots[i].data);
+    while (o->slabs) {
+        uint8_t *next;
+        memcpy(&next, o->slabs, sizeof next);
+        qb_free(&o->alloc, o->slabs);
+        o->slabs = next;
+    }
     qb_free(&o->alloc, o->slots);
     qb_free(&o->alloc, o);
 }
@@ -209,7 +250,7 @@ int qb_overlay_write(qb_overlay *o, uint64_t off, const void *buf, size_t len,
             uint64_t start = b * QB_OVERLAY_BLOCK;
             uint64_t end = o->disk_size - start < QB_OVERLAY_BLOCK ? o->disk_size
                                                                    : start + QB_OVERLAY_BLOCK;
-            bufs[k] = qb_malloc(&o->alloc, QB_OVERLAY_BLOCK);
+            bufs[k] = block_get(o);
             if (!bufs[k])
                 r = qb_err_set(err, QB_EFULL, "out of memory for the writes kept in memory");
             /* A block the write covers only in part keeps the rest. */
@@ -221,7 +262,7 @@ int qb_overlay_write(qb_overlay *o, uint64_t off, const void *buf, size_t len,
         }
         if (r < 0) {
             for (size_t i = 0; i < fresh; i++)
-                qb_free(&o->alloc, bufs[i]);
+                block_put(o, bufs[i]);
             qb_free(&o->alloc, bufs);
             return r;
         }

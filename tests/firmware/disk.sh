@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # qcowboot.efi's disk side under QEMU + OVMF: images published as Block I/O
 # disks, guests booted from them, mount/unmount in the UEFI shell, the
-# Block I/O's answers to bad requests, Secure Boot.
+# Block I/O's answers to bad requests, Secure Boot, and writing: read-write,
+# --readonly and --volatile disks, the fallback to read-only (read-only
+# file, read-only medium, corrupt bit), a guest that writes and powers off
+# at once; the images are then judged on the host (qemu-img check, mtools).
 #
 # The guests are tiny: a GPT or MBR disk (or a FAT file system as a whole
 # disk) whose EFI system partition holds build/efi/guest_hello.efi as
@@ -206,7 +209,7 @@ mkdir -p "$SH/alone"
 cp "$EFI/qcowboot.efi" "$SH/alone/"     # without the driver next to it
 NSH=$SH/startup.nsh
 fw_nsh_begin "$NSH"
-fw_nsh_case "$NSH" mount 'qcowboot.efi mount gpt.qcow2'
+fw_nsh_case "$NSH" mount 'qcowboot.efi mount --readonly gpt.qcow2'
 fw_nsh_case "$NSH" mount-list 'qcowboot.efi mount'
 fw_nsh_case "$NSH" mount-again 'qcowboot.efi mount gpt.qcow2'
 fw_nsh_case "$NSH" map-mounted 'map -r'
@@ -236,6 +239,7 @@ fw_nsh_case "$NSH" map-after-return 'map -r'
 fw_nsh_case "$NSH" bench 'qcowboot.efi bench --raw gpt.raw gpt.qcow2'
 fw_nsh_case "$NSH" boot-help 'qcowboot.efi boot --help'
 fw_nsh_case "$NSH" boot-usage 'qcowboot.efi boot'
+fw_nsh_case "$NSH" both-modes 'qcowboot.efi mount --readonly --volatile gpt.qcow2'
 fw_nsh_case "$NSH" help 'qcowboot.efi help'
 fw_nsh_end "$NSH"
 
@@ -302,6 +306,116 @@ else
     fail "setup: fragmented image" "$(cat "$W/shell-gpt.fat")"
 fi
 
+# The write run: one shell session on its own FAT32 stick with 512-byte
+# clusters whose free space is in pieces (the images grow into them), and a
+# second stick attached read-only:
+#   --readonly, then read-write: the shell writes files onto the guest's ESP
+#   (through the firmware's FAT driver on top of the disk), the probe writes
+#   blocks; --volatile the same on another copy; read-only fallbacks for a
+#   file with the read-only attribute, an image marked corrupt and an image
+#   on the read-only stick; a mount that would share an image with a
+#   read-write disk; a volatile disk written until its memory runs out; and
+#   last a guest that copies a file on its ESP and powers off at once.
+WRITE_MEM=256
+PROBE_LBA=12000         # in partition 2 (random bytes), clear of the ESP
+WR=$W/write
+stick write gpt.qcow2 DATA.BIN
+cp "$EFI/blockio_probe.efi" "$WR/"
+mv "$WR/gpt.qcow2" "$WR/rw.qcow2"
+for f in vol roattr corrupt; do cp "$WR/rw.qcow2" "$WR/$f.qcow2"; done
+python3 - "$WR/corrupt.qcow2" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+f.seek(72); bits = struct.unpack(">Q", f.read(8))[0]
+f.seek(72); f.write(struct.pack(">Q", bits | 2))   # incompatible_features bit 1: corrupt
+PY
+qemu-img create -q -f qcow2 "$WR/big.qcow2" 1G
+(
+    set -e
+    cd "$G"
+    cp gpt.raw guestw.raw
+    echo "copy DATA.BIN to COPY.BIN" >WRITE
+    mcopy -i guestw.raw@@1M WRITE ::/EFI/BOOT/WRITE
+    qemu-img convert -O qcow2 guestw.raw "$WR/guestw.qcow2"
+) >"$W/write-images.log" 2>&1 || setup_fail "write run images: $(tail -n 5 "$W/write-images.log")"
+for f in rw vol roattr corrupt big guestw; do sha256sum <"$WR/$f.qcow2" | cut -d' ' -f1 >"$W/$f.sha"; done
+mkdir -p "$W/rostick"
+cp "$WR/rw.qcow2" "$W/rostick/romedia.qcow2"
+echo "the read-only stick" >"$W/rostick/ROSTICK.TXT"
+sha256sum <"$W/rostick/romedia.qcow2" | cut -d' ' -f1 >"$W/romedia.sha"
+bash "$QB_ROOT/tools/mkfat.sh" "$W/rostick.img" "$W/rostick" >/dev/null ||
+    setup_fail "the read-only stick"
+NSH=$WR/startup.nsh
+fw_nsh_begin "$NSH"
+# find_fs VAR FILE: sets VAR to the file system holding FILE, by the map
+# as it is now (map -r renumbers them as disks come and go).
+find_fs() {
+    fw_nsh_line "$NSH" 'map -r > NUL'
+    fw_nsh_line "$NSH" "set $1 none"
+    fw_nsh_line "$NSH" 'for %a in fs0 fs1 fs2 fs3 fs4 fs5 fs6'
+    fw_nsh_line "$NSH" "  if exist %a:$2 then"
+    fw_nsh_line "$NSH" "    set $1 %a"
+    fw_nsh_line "$NSH" '  endif'
+    fw_nsh_line "$NSH" 'endfor'
+    fw_nsh_line "$NSH" 'fs0:'
+}
+# The guest's ESP holds HELLO.TXT.
+find_esp() { find_fs ESP '\HELLO.TXT'; }
+fw_nsh_case "$NSH" w-mount-readonly 'qcowboot.efi mount --readonly rw.qcow2'
+fw_nsh_case "$NSH" w-probe-readonly 'blockio_probe.efi'
+fw_nsh_case "$NSH" w-unmount-readonly 'qcowboot.efi unmount'
+fw_nsh_case "$NSH" w-mount-rw 'qcowboot.efi mount rw.qcow2'
+find_esp
+fw_nsh_case "$NSH" w-list-rw 'qcowboot.efi mount'
+# (echo leaves %lasterror% as it was: here, the listing's 0.)
+fw_nsh_case "$NSH" w-echo-rw 'echo QB-WRITTEN-BY-THE-SHELL > %ESP%:\SHELL.TXT'
+fw_nsh_case "$NSH" w-cp-rw 'cp -q DATA.BIN %ESP%:\COPY.BIN'
+fw_nsh_case "$NSH" w-type-rw 'type %ESP%:\SHELL.TXT'
+fw_nsh_case "$NSH" w-probe-rw "blockio_probe.efi write $PROBE_LBA"
+fw_nsh_case "$NSH" w-conflict 'qcowboot.efi mount --readonly --snapshot 1 rw.qcow2'
+fw_nsh_case "$NSH" w-unmount-rw 'qcowboot.efi unmount'
+fw_nsh_case "$NSH" w-mount-vol 'qcowboot.efi mount --volatile vol.qcow2'
+find_esp
+fw_nsh_case "$NSH" w-echo-vol 'echo QB-VOLATILE > %ESP%:\SHELL.TXT'
+fw_nsh_case "$NSH" w-cp-vol 'cp -q DATA.BIN %ESP%:\COPY.BIN'
+fw_nsh_case "$NSH" w-type-vol 'type %ESP%:\SHELL.TXT'
+fw_nsh_case "$NSH" w-probe-vol "blockio_probe.efi write $PROBE_LBA"
+fw_nsh_case "$NSH" w-unmount-vol 'qcowboot.efi unmount'
+fw_nsh_case "$NSH" w-mount-roattr 'qcowboot.efi mount roattr.qcow2'
+fw_nsh_case "$NSH" w-probe-roattr 'blockio_probe.efi'
+fw_nsh_case "$NSH" w-unmount-roattr 'qcowboot.efi unmount'
+fw_nsh_case "$NSH" w-mount-corrupt 'qcowboot.efi mount corrupt.qcow2'
+fw_nsh_case "$NSH" w-probe-corrupt 'blockio_probe.efi'
+fw_nsh_case "$NSH" w-unmount-corrupt 'qcowboot.efi unmount'
+find_fs ROSTICK '\ROSTICK.TXT'
+fw_nsh_case "$NSH" w-mount-romedia 'qcowboot.efi mount %ROSTICK%:\romedia.qcow2'
+fw_nsh_case "$NSH" w-probe-romedia 'blockio_probe.efi'
+fw_nsh_case "$NSH" w-unmount-romedia 'qcowboot.efi unmount'
+fw_nsh_case "$NSH" w-mount-fill 'qcowboot.efi mount --volatile big.qcow2'
+fw_nsh_case "$NSH" w-probe-fill 'blockio_probe.efi fill'
+fw_nsh_case "$NSH" w-unmount-fill 'qcowboot.efi unmount'
+fw_nsh_case "$NSH" w-boot-guest-writes 'qcowboot.efi boot guestw.qcow2'
+fw_nsh_end "$NSH"
+(
+    set -e
+    img=$W/write.img
+    mkfs.vfat -F 32 -s 1 -S 512 -n QBWRITE -C "$img" $((64 * 1024)) >/dev/null
+    head -c 1024 /dev/zero >"$G/small"
+    for i in $(seq 100 299); do mcopy -i "$img" "$G/small" "::/F$i"; done
+    export LC_ALL=C.UTF-8
+    mcopy -s -Q -i "$img" "$WR"/* ::/
+    mattrib -i "$img" +r ::/roattr.qcow2
+    for i in $(seq 101 2 299); do mdel -i "$img" "::/F$i"; done
+    # The FSInfo sector's next-free hint at the start of the data area:
+    # the firmware's FAT driver allocates the images' growth in the holes.
+    python3 - "$img" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+f.seek(48); fsinfo = struct.unpack("<H", f.read(2))[0]
+f.seek(fsinfo * 512 + 492); f.write(struct.pack("<I", 2))
+PY
+) >"$W/write-stick.log" 2>&1 || setup_fail "write stick: $(tail -n 5 "$W/write-stick.log")"
+
 # --- runs -------------------------------------------------------------------------
 # run NAME [qemu-run.sh options]: boots the stick $W/NAME.img (made from
 # $W/NAME unless it exists); the console goes to $W/NAME.txt, the exit
@@ -320,10 +434,11 @@ run() {
     fw_console "$W/$name.log" >"$W/$name.txt"
     echo "$rc" >"$W/$name.rc"
     awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f\n", e - s }' >"$W/$name.time"
-    rm -f "$W/$name.img"
+    # The write run's stick is judged afterwards.
+    [ "$name" = write ] || rm -f "$W/$name.img"
 }
 
-RUNS=(shell)
+RUNS=(shell write)
 for b in "${BOOTS[@]}"; do RUNS+=("boot-${b%%|*}"); done
 [ "$SB" = 1 ] && RUNS+=(secure)
 t0=$(date +%s.%N)
@@ -331,6 +446,11 @@ for r in "${RUNS[@]}"; do
     if [ "$r" = secure ]; then
         run secure --code "$SB_CODE" --vars "$SB_VARS" -- -machine smm=on \
             -global driver=cfi.pflash01,property=secure,value=on &
+    elif [ "$r" = write ]; then
+        # Little memory, so the volatile disk runs out of it soon; a second
+        # stick, read-only to the machine.
+        run write --mem "$WRITE_MEM" -- -drive "if=none,id=rostick,format=raw,file=$W/rostick.img,readonly=on" \
+            -device usb-storage,bus=xhci.0,drive=rostick,removable=on,bootindex=2 &
     else
         run "$r" &
     fi
@@ -419,8 +539,8 @@ if [ "$(cat "$W/shell.rc")" = 0 ] && grep -q '^=== END help ' "$C"; then
 else
     fail "shell run" "QEMU exit $(cat "$W/shell.rc"); console tail: $(tail -n 5 "$C" | tr '\n' '|')"
 fi
-expect "$C" mount zero 'Opening FS0:\gpt.qcow2' "Mounted FS0:\\gpt.qcow2: 'map -r' shows its file systems"
-expect "$C" mount-list zero 'FS0:\gpt.qcow2' "VenMsg($VENDOR)"
+expect "$C" mount zero 'Opening FS0:\gpt.qcow2' "Mounted FS0:\\gpt.qcow2 read-only: 'map -r' shows its file systems"
+expect "$C" mount-list zero 'FS0:\gpt.qcow2 (read-only)' "VenMsg($VENDOR)"
 expect "$C" mount-again nonzero 'FS0:\gpt.qcow2 is mounted already (unmount it first)'
 # The guest's ESP is FS1, under our disk's device path; partition 2 has
 # no file system and is only a block device.
@@ -463,8 +583,8 @@ else
 fi
 expect "$C" unmount-none nonzero 'unmount: no image is mounted'
 expect "$C" mount-snapshot zero 'Mounted FS0:\snap.qcow2 at snapshot good'
-expect "$C" mount-second zero 'Mounted FS0:\mbr.qcow2'
-expect "$C" mount-list-two zero 'FS0:\snap.qcow2 at snapshot good' 'FS0:\mbr.qcow2'
+expect "$C" mount-second zero 'Mounted FS0:\mbr.qcow2 read-write'
+expect "$C" mount-list-two zero 'FS0:\snap.qcow2 at snapshot good (read-only)' 'FS0:\mbr.qcow2 (read-write)'
 expect "$C" unmount-all zero 'Unmounted FS0:\snap.qcow2 at snapshot good' 'Unmounted FS0:\mbr.qcow2'
 expect "$C" mount-list-empty zero
 if [ -z "$(fw_section "$C" mount-list-empty)" ]; then
@@ -494,15 +614,192 @@ else
 fi
 expect "$C" bench zero 'Block I/O (FS0:\gpt.qcow2): 8388608 bytes in ' 'File (FS0:\gpt.raw): 8388608 bytes in ' 'Ratio (Block I/O / file): '
 fw_section "$C" bench | grep -E '^(Block I/O|File|Ratio)' | sed 's/^/    /'
-expect "$C" boot-help zero 'Usage: qcowboot.efi boot [--snapshot NAME] IMAGE'
-expect "$C" boot-usage nonzero 'Usage: qcowboot.efi boot [--snapshot NAME] IMAGE'
-expect "$C" help zero 'Firmware commands:' '  mount [--snapshot NAME] [IMAGE]'
+expect "$C" boot-help zero 'Usage: qcowboot.efi boot [--snapshot NAME] [--readonly | --volatile] IMAGE' \
+    '  --volatile           keep the guest'"'"'s writes in memory'
+expect "$C" boot-usage nonzero 'Usage: qcowboot.efi boot [--snapshot NAME] [--readonly | --volatile] IMAGE'
+expect "$C" both-modes nonzero 'Usage: qcowboot.efi mount [--snapshot NAME] [--readonly | --volatile] [IMAGE]'
+expect "$C" help zero 'Firmware commands:' '  mount [--snapshot NAME] [--readonly | --volatile] [IMAGE]'
 # Nothing may hang or crash the firmware.
 if ! grep -q -F "$FW_CRASH_TEXT" "$C"; then
     pass "shell: no firmware exception"
 else
     fail "shell: no firmware exception" "$(grep -F -A3 "$FW_CRASH_TEXT" "$C" | head -n 4 | tr '\n' '|')"
 fi
+
+# The write run.
+C=$W/write.txt
+if [ "$(cat "$W/write.rc")" = 0 ] && grep -q '^QB-GUEST-HELLO powering off' "$C"; then
+    pass "write: every section ran, the last guest powered the machine off ($(cat "$W/write.time") s)"
+else
+    fail "write run" "QEMU exit $(cat "$W/write.rc"); console tail: $(tail -n 5 "$C" | tr '\n' '|')"
+fi
+# probe_expect NAME CHECK...: the probe in section NAME passed every CHECK,
+# failed none, and started at TPL_APPLICATION (whatever the disk did before
+# left the TPL where it belongs).
+probe_expect() {
+    local name=$1 out chk bad=""; shift
+    out=$(fw_section "$C" "$name")
+    for chk in "$@"; do
+        grep -q "^probe: ok $chk\$" <<<"$out" || bad+=" $chk"
+    done
+    grep -q '^probe: FAIL' <<<"$out" && bad+=" $(grep '^probe: FAIL' <<<"$out" | head -n 3 | tr '\n' '|')"
+    grep -q '^probe: tpl start 4$' <<<"$out" || bad+=" tpl: $(grep '^probe: tpl' <<<"$out")"
+    if [ -z "$bad" ]; then pass "$name"; else fail "$name" "$bad"; fi
+}
+media_ro() {   # media_ro NAME 0|1: the probe saw ReadOnly as given
+    if fw_section "$C" "$1" | grep -q "^probe: media .* readonly=$2 "; then
+        pass "$1: media ReadOnly=$2"
+    else
+        fail "$1: media ReadOnly=$2" "$(fw_section "$C" "$1" | grep '^probe: media')"
+    fi
+}
+READONLY_CHECKS=(write-protected write-stale-mediaid flush read-whole-disk chunks-match-whole)
+WRITE_CHECKS=(writable write-stale-mediaid write-size-not-multiple write-past-end write-null-buffer
+              write-zero-length write-three-blocks write-middle-block read-merged merged-content
+              write-256k flush)
+expect "$C" w-mount-readonly zero 'Opening FS0:\rw.qcow2' '  read-only' 'Mounted FS0:\rw.qcow2 read-only'
+probe_expect w-probe-readonly "${READONLY_CHECKS[@]}"
+media_ro w-probe-readonly 1
+expect "$C" w-unmount-readonly zero 'Unmounted FS0:\rw.qcow2'
+expect "$C" w-mount-rw zero "  read-write: the guest's writes go into the image" \
+    "Mounted FS0:\\rw.qcow2 read-write: 'map -r' shows its file systems"
+expect "$C" w-list-rw zero 'FS0:\rw.qcow2 (read-write)'
+expect "$C" w-conflict nonzero 'FS0:\rw.qcow2 is attached read-write (unmount it first)'
+expect "$C" w-echo-rw zero
+expect "$C" w-cp-rw zero
+expect "$C" w-type-rw zero 'QB-WRITTEN-BY-THE-SHELL'
+probe_expect w-probe-rw "${WRITE_CHECKS[@]}"
+media_ro w-probe-rw 0
+expect "$C" w-unmount-rw zero 'Unmounted FS0:\rw.qcow2'
+expect "$C" w-mount-vol zero "  volatile: the guest's writes are kept in memory" 'Mounted FS0:\vol.qcow2 volatile'
+expect "$C" w-echo-vol zero
+expect "$C" w-cp-vol zero
+expect "$C" w-type-vol zero 'QB-VOLATILE'
+probe_expect w-probe-vol "${WRITE_CHECKS[@]}"
+media_ro w-probe-vol 0
+expect "$C" w-unmount-vol zero 'Unmounted FS0:\vol.qcow2'
+expect "$C" w-mount-roattr zero \
+    "warning: FS0:\\roattr.qcow2 cannot be written (could not open 'FS0:\\roattr.qcow2': access denied): attached read-only" \
+    '  read-only' 'Mounted FS0:\roattr.qcow2 read-only'
+probe_expect w-probe-roattr "${READONLY_CHECKS[@]}"
+media_ro w-probe-roattr 1
+expect "$C" w-mount-corrupt zero 'warning: FS0:\corrupt.qcow2 cannot be written' \
+    'image is marked corrupt' '  read-only' 'Mounted FS0:\corrupt.qcow2 read-only'
+probe_expect w-probe-corrupt "${READONLY_CHECKS[@]}"
+media_ro w-probe-corrupt 1
+expect "$C" w-mount-romedia zero 'romedia.qcow2 cannot be written' 'write protected): attached read-only' \
+    '  read-only'
+probe_expect w-probe-romedia "${READONLY_CHECKS[@]}"
+media_ro w-probe-romedia 1
+expect "$C" w-mount-fill zero 'Mounted FS0:\big.qcow2 volatile'
+probe_expect w-probe-fill fill-volume-full fill-read-first fill-first-intact fill-read-last \
+    fill-last-intact fill-refused-unchanged fill-refused-zero fill-rewrite
+expect "$C" w-probe-fill zero 'MiB of writes kept in memory (at most ' '; writes beyond it fail)' \
+    'failed: the writes kept in memory would pass their limit of '
+fw_section "$C" w-probe-fill | grep -E '^probe: fill stopped|MiB of writes' | sed 's/^/    /'
+expect "$C" w-unmount-fill zero 'Unmounted FS0:\big.qcow2'
+if grep -q '^QB-GUEST-HELLO wrote 600000$' "$C" && grep -q '^QB-GUEST-HELLO tpl after-write 4$' "$C"; then
+    pass "w-boot-guest-writes: the guest copied its file through the disk, at TPL_APPLICATION after"
+else
+    fail "w-boot-guest-writes" "$(grep '^QB-GUEST-HELLO' "$C" | tr '\n' '|')"
+fi
+if ! grep -q -F "$FW_CRASH_TEXT" "$C"; then
+    pass "write: no firmware exception"
+else
+    fail "write: no firmware exception" "$(grep -F -A3 "$FW_CRASH_TEXT" "$C" | head -n 4 | tr '\n' '|')"
+fi
+
+# The images on the write stick, judged on the host.
+J=$W/judge
+rm -rf "$J"
+mkdir -p "$J"
+for f in rw vol roattr corrupt big guestw; do
+    mcopy -n -i "$W/write.img" "::/$f.qcow2" "$J/$f.qcow2" 2>>"$J/mcopy.log"
+done
+# qcow2_ok NAME: qemu-img check finds nothing wrong with it.
+qcow2_ok() {
+    local out
+    if out=$(qemu-img check "$J/$1.qcow2" 2>&1) && grep -q 'No errors were found' <<<"$out"; then
+        pass "$1.qcow2: qemu-img check is clean"
+    else
+        fail "$1.qcow2: qemu-img check" "$(head -n 5 <<<"$out" | tr '\n' '|')"
+    fi
+}
+unchanged() {   # unchanged NAME WHY: the image is byte for byte as before the run
+    if [ -f "$J/$1.qcow2" ] && [ "$(sha256sum <"$J/$1.qcow2" | cut -d' ' -f1)" = "$(cat "$W/$1.sha")" ]; then
+        pass "$1.qcow2 is byte for byte as before ($2)"
+    else
+        fail "$1.qcow2 unchanged ($2)" "sha256 differs or the file is missing"
+    fi
+}
+qcow2_ok rw
+if qemu-img convert -O raw "$J/rw.qcow2" "$J/rw.raw" 2>>"$J/mcopy.log"; then
+    text=$(mtype -i "$J/rw.raw@@1M" ::/SHELL.TXT 2>&1 | iconv -f UTF-16 -t UTF-8 2>/dev/null | tr -d '\r')
+    if grep -q -x 'QB-WRITTEN-BY-THE-SHELL' <<<"$text"; then
+        pass "rw.qcow2: the file the shell wrote onto the guest's ESP is in the image"
+    else
+        fail "rw.qcow2: SHELL.TXT" "'$text'"
+    fi
+    if mcopy -n -i "$J/rw.raw@@1M" ::/COPY.BIN "$J/COPY.BIN" 2>>"$J/mcopy.log" && cmp -s "$J/COPY.BIN" "$G/DATA.BIN"; then
+        pass "rw.qcow2: the file the shell copied onto the guest's ESP is in the image, intact"
+    else
+        fail "rw.qcow2: COPY.BIN" "missing or different"
+    fi
+    if fsck.vfat -n "$J/rw.raw" >/dev/null 2>&1 || { dd if="$J/rw.raw" of="$J/esp" bs=512 skip=2048 count=8192 status=none &&
+        fsck.vfat -n "$J/esp" >"$J/fsck.log" 2>&1; }; then
+        pass "rw.qcow2: the guest's ESP is a sound FAT file system (fsck.vfat)"
+    else
+        fail "rw.qcow2: fsck.vfat" "$(tail -n 3 "$J/fsck.log" | tr '\n' '|')"
+    fi
+    # The probe's blocks, and everything past the ESP otherwise as before.
+    if python3 - "$J/rw.raw" "$G/gpt.raw" "$PROBE_LBA" <<'PY'
+import sys
+img, orig, lba = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read(), int(sys.argv[3])
+def pat(tag, block):
+    return bytes((tag ^ (block * 29) ^ (i * 13) ^ (i >> 8)) & 0xff for i in range(512))
+want = bytearray(orig)
+for k, tag in ((0, 0xa5), (1, 0x3c), (2, 0xa5)):
+    want[(lba + k) * 512:(lba + k + 1) * 512] = pat(tag, lba + k)
+for k in range(512):
+    b = lba + 64 + k
+    want[b * 512:(b + 1) * 512] = pat(0x77, b)
+esp = slice(2048 * 512, 10240 * 512)
+want[esp] = img[esp]
+sys.exit(0 if bytes(want) == img else 1)
+PY
+    then
+        pass "rw.qcow2: the probe's blocks are in the image, the rest of the disk outside the ESP unchanged"
+    else
+        fail "rw.qcow2: the probe's blocks" "the disk differs from what was written"
+    fi
+else
+    fail "rw.qcow2: convert" "$(tail -n 3 "$J/mcopy.log")"
+fi
+if [ "$(stat -c %s "$J/rw.qcow2")" -gt "$(stat -c %s "$G/gpt.qcow2")" ] &&
+   [ "$(mshowfat -i "$W/write.img" ::/rw.qcow2 | grep -o '<[0-9]*-[0-9]*>' | wc -l)" -ge 3 ]; then
+    pass "rw.qcow2 grew into fragmented free space on the stick ($(mshowfat -i "$W/write.img" ::/rw.qcow2 | grep -o '<[0-9]*-[0-9]*>' | wc -l) extents)"
+else
+    fail "rw.qcow2: growth" "$(stat -c %s "$J/rw.qcow2") bytes; $(mshowfat -i "$W/write.img" ::/rw.qcow2 | head -c 200)"
+fi
+unchanged vol "volatile: written, copied to and probed, never written"
+unchanged roattr "read-only attribute"
+unchanged corrupt "corrupt bit"
+unchanged big "volatile, filled until its memory ran out"
+romedia_now=$(mcopy -n -i "$W/rostick.img" ::/romedia.qcow2 - 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [ "$romedia_now" = "$(cat "$W/romedia.sha")" ]; then
+    pass "romedia.qcow2 on the read-only stick is as before"
+else
+    fail "romedia.qcow2 unchanged" "sha256 differs"
+fi
+qcow2_ok guestw
+if qemu-img convert -O raw "$J/guestw.qcow2" "$J/guestw.raw" 2>>"$J/mcopy.log" &&
+   mcopy -n -i "$J/guestw.raw@@1M" ::/COPY.BIN "$J/GUESTCOPY.BIN" 2>>"$J/mcopy.log" &&
+   cmp -s "$J/GUESTCOPY.BIN" "$G/DATA.BIN"; then
+    pass "guestw.qcow2: what the guest wrote just before powering off is in the image"
+else
+    fail "guestw.qcow2: the guest's copy" "missing or different: $(tail -n 2 "$J/mcopy.log")"
+fi
+rm -rf "$J" "$W/write.img"
 
 # Secure Boot.
 if [ "$SB" = 1 ]; then

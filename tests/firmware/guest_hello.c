@@ -3,12 +3,17 @@
  * system partition): says where it was loaded from, checks a data file on
  * its own volume, and powers the machine off, so a test sees its marker on
  * the serial console and QEMU exit by itself. With a file \EFI\BOOT\RETURN
- * on its volume it returns EFI_ABORTED to its caller instead.
+ * on its volume it returns EFI_ABORTED to its caller instead. With a file
+ * \EFI\BOOT\WRITE it first copies \DATA.BIN to \COPY.BIN on its volume
+ * through the file system and powers off right after closing the copy: what
+ * the disk was given must be in the image by then.
  *
  *   QB-GUEST-HELLO tpl start <TPL>
  *   QB-GUEST-HELLO device <device path of the volume it came from>
  *   QB-GUEST-HELLO data <CRC32 of \DATA.BIN> <size>
  *   QB-GUEST-HELLO tpl after-read <TPL>
+ *   QB-GUEST-HELLO wrote <bytes> | QB-GUEST-HELLO write failed <status>
+ *   QB-GUEST-HELLO tpl after-write <TPL>
  *   QB-GUEST-HELLO powering off   |   QB-GUEST-HELLO returning
  */
 #include <efi.h>
@@ -23,6 +28,40 @@ static EFI_FILE_HANDLE open_file(EFI_FILE_HANDLE root, CHAR16 *name)
     if (uefi_call_wrapper(root->Open, 5, root, &f, name, EFI_FILE_MODE_READ, 0) != EFI_SUCCESS)
         return NULL;
     return f;
+}
+
+/* Copies \DATA.BIN to a new \COPY.BIN. */
+static void data_copy(EFI_FILE_HANDLE root)
+{
+    EFI_FILE_HANDLE f = open_file(root, L"\\DATA.BIN"), out = NULL;
+    EFI_FILE_INFO *info = f ? LibFileInfo(f) : NULL;
+    UINTN size = info ? (UINTN)info->FileSize : 0, n = size;
+    UINT8 *buf = AllocatePool(size ? size : 1);
+    EFI_STATUS st = EFI_NOT_FOUND;
+
+    if (f && buf)
+        st = uefi_call_wrapper(f->Read, 3, f, &n, buf);
+    if (st == EFI_SUCCESS)
+        st = uefi_call_wrapper(root->Open, 5, root, &out, L"\\COPY.BIN",
+                               EFI_FILE_MODE_READ | EFI_FILE_MODE_WRITE | EFI_FILE_MODE_CREATE,
+                               0);
+    if (st == EFI_SUCCESS)
+        st = uefi_call_wrapper(out->Write, 3, out, &n, buf);
+    if (out) {
+        EFI_STATUS cst = uefi_call_wrapper(out->Close, 1, out);
+        if (st == EFI_SUCCESS)
+            st = cst;
+    }
+    if (st == EFI_SUCCESS)
+        Print(L"QB-GUEST-HELLO wrote %lu\n", (UINT64)n);
+    else
+        Print(L"QB-GUEST-HELLO write failed %r\n", st);
+    if (buf)
+        FreePool(buf);
+    if (info)
+        FreePool(info);
+    if (f)
+        uefi_call_wrapper(f->Close, 1, f);
 }
 
 static void data_crc(EFI_FILE_HANDLE root)
@@ -82,6 +121,12 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
             if (f) {
                 ret = TRUE;
                 uefi_call_wrapper(f->Close, 1, f);
+            }
+            f = open_file(root, L"\\EFI\\BOOT\\WRITE");
+            if (f) {
+                uefi_call_wrapper(f->Close, 1, f);
+                data_copy(root);
+                print_tpl(L"after-write");
             }
             uefi_call_wrapper(root->Close, 1, root);
         }

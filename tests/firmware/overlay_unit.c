@@ -175,6 +175,7 @@ static int test_limits(void)
     qb_overlay *o;
     qb_err err = { 0, "" };
     uint8_t data[3 * QB_OVERLAY_BLOCK];
+    static uint8_t big[100 * QB_OVERLAY_BLOCK];
     uint64_t before;
 
     for (size_t i = 0; i < DISK_SIZE; i++)
@@ -212,26 +213,35 @@ static int test_limits(void)
         failf("alloc: first", err.msg, "success");
     memcpy(model, data, 512);
     before = qb_overlay_bytes(o);
-    budget = 2;     /* the pointer table and one block, not three */
-    if (qb_overlay_write(o, 20 * QB_OVERLAY_BLOCK, data, sizeof data, fill, NULL,
-                         &err) != QB_EFULL)
+    /* More blocks than the first slab has left: the pointer table is
+     * granted, the second slab is not. */
+    budget = 1;
+    if (qb_overlay_write(o, 20 * QB_OVERLAY_BLOCK, big, sizeof big, fill, NULL, &err) !=
+        QB_EFULL)
         failf("alloc: refused", err.msg, "QB_EFULL");
     budget = -1;
     check_int("alloc: unchanged", (long)qb_overlay_bytes(o), (long)before);
     check_reads(o, "alloc: reads");
+    /* The blocks taken back serve the next writes. */
+    memset(big, 0x6b, sizeof big);
+    if (qb_overlay_write(o, 20 * QB_OVERLAY_BLOCK, big, sizeof big, fill, NULL, &err) < 0)
+        failf("alloc: granted again", err.msg, "success");
+    memcpy(model + 20 * QB_OVERLAY_BLOCK, big, sizeof big);
+    check_reads(o, "alloc: reads after");
+    before = qb_overlay_bytes(o);
 
     /* A fill that fails: nothing changes either. */
     fill_fails = 1;
-    if (qb_overlay_write(o, 30 * QB_OVERLAY_BLOCK + 512, data, 512, fill, NULL, &err) != QB_EIO)
+    if (qb_overlay_write(o, 130 * QB_OVERLAY_BLOCK + 512, data, 512, fill, NULL, &err) != QB_EIO)
         failf("fill error", err.msg, "QB_EIO");
     fill_fails = 0;
     check_int("fill error: unchanged", (long)qb_overlay_bytes(o), (long)before);
     /* A whole block needs no fill. */
     fill_fails = 1;
-    if (qb_overlay_write(o, 31 * QB_OVERLAY_BLOCK, data, QB_OVERLAY_BLOCK, fill, NULL, &err) < 0)
+    if (qb_overlay_write(o, 131 * QB_OVERLAY_BLOCK, data, QB_OVERLAY_BLOCK, fill, NULL, &err) < 0)
         failf("whole block without fill", err.msg, "success");
     fill_fails = 0;
-    memcpy(model + 31 * QB_OVERLAY_BLOCK, data, QB_OVERLAY_BLOCK);
+    memcpy(model + 131 * QB_OVERLAY_BLOCK, data, QB_OVERLAY_BLOCK);
     check_reads(o, "fill: reads");
     qb_overlay_free(o);
     return end_group("overlay: limit, failing allocator and fill leave it unchanged");
