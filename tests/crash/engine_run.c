@@ -80,6 +80,18 @@ bool wl_setup_make(wl_setup *su, const workload *w, const char *dir, char *why, 
     if (!su->image)
         return failf(why, whylen, "cannot read %s", path);
     w->build(w, &su->steps);
+    su->data = calloc(su->steps.n, sizeof(*su->data));
+    if (!su->data)
+        return failf(why, whylen, "out of memory");
+    for (size_t i = 0; i < su->steps.n; i++) {
+        const step *s = &su->steps.s[i];
+        if (s->kind != STEP_WRITE)
+            continue;
+        su->data[i] = malloc(s->len);
+        if (!su->data[i])
+            return failf(why, whylen, "out of memory");
+        pattern_fill(su->data[i], s->off, (size_t)s->len, s->seed);
+    }
     return true;
 }
 
@@ -90,6 +102,9 @@ void wl_setup_free(wl_setup *su)
     free(su->initial);
     free(su->scratch);
     mem_files_free(&su->files);
+    for (size_t i = 0; su->data && i < su->steps.n; i++)
+        free(su->data[i]);
+    free(su->data);
     step_list_free(&su->steps);
     memset(su, 0, sizeof(*su));
 }
@@ -116,6 +131,7 @@ static void base_opts(qb_open_opts *o, const wl_setup *su, qb_alloc alloc, const
     o->warn = (qb_warn){ wl, note_warning };
     o->filename = su->image_name;
     o->format = "qcow2";
+    o->l2_cache_bytes = su->w->l2_cache;
 }
 
 /* ---- one run ---- */
@@ -144,15 +160,20 @@ static size_t first_diff(const uint8_t *a, const uint8_t *b, size_t len)
     return i;
 }
 
-static int do_step(qb_image *img, const step *s, model *m, uint8_t *buf, qb_err *err)
+/* data: the bytes of a write step (NULL: made here in buf). */
+static int do_step(qb_image *img, const step *s, const uint8_t *data, model *m, uint8_t *buf,
+                   qb_err *err)
 {
     snap_model *sm;
     int r;
     switch (s->kind) {
     case STEP_WRITE:
-        pattern_fill(buf, s->off, (size_t)s->len, s->seed);
-        model_write(m, s->off, buf, s->len);
-        return qb_image_write(img, s->off, buf, (size_t)s->len, err);
+        if (!data) {
+            pattern_fill(buf, s->off, (size_t)s->len, s->seed);
+            data = buf;
+        }
+        model_write(m, s->off, data, s->len);
+        return qb_image_write(img, s->off, data, (size_t)s->len, err);
     case STEP_ZERO:
         model_zero(m, s->off, s->len);
         return qb_image_write_zeroes(img, s->off, s->len, err);
@@ -246,7 +267,7 @@ bool run_workload(const wl_setup *su, fault_disk *d, model *m, const run_opts *o
         bool is_flush = s->kind == STEP_FLUSH;
         if (is_flush && o->trace && o->trace->n < 256)
             o->trace->start[o->trace->n] = d->calls;
-        r = do_step(img, s, m, buf, &err);
+        r = do_step(img, s, su->data[i], m, buf, &err);
         if (is_flush && o->trace && o->trace->n < 256)
             o->trace->end[o->trace->n++] = d->calls;
         if (r) {
@@ -454,7 +475,7 @@ bool write_after_crash(const wl_setup *su, const uint8_t *image, size_t len, mod
         model_init(&m2, w->size, cs, w->v2, su->base, disk);
         have_model = true;
         for (size_t i = 0; ok && i < sizeof(more) / sizeof(more[0]); i++) {
-            if (do_step(img, &more[i], &m2, buf, &err))
+            if (do_step(img, &more[i], NULL, &m2, buf, &err))
                 ok = failf(why, whylen, "%s after the crash: %s", step_name(more[i].kind),
                            err.msg);
             else

@@ -25,6 +25,7 @@ typedef struct wl_setup {
     mem_files files;          /* the backing file, for the engine */
     uint8_t *scratch;         /* a virtual disk's worth, for verify_image */
     step_list steps;
+    uint8_t **data;           /* each write step's bytes, made once */
 } wl_setup;
 
 /* Makes the images in dir with qemu-img and loads them. */

@@ -63,9 +63,26 @@ void range_list_free(range_list *l)
     memset(l, 0, sizeof(*l));
 }
 
+/* Forgets the snapshots but keeps their buffers for the next run (a
+ * snapshot's copy of the disk is many MiB, allocated again per crash point
+ * otherwise). */
 static void drop_snapshots(model *m)
 {
-    for (size_t i = 0; i < m->nsnaps; i++) {
+    for (size_t i = 0; i < MODEL_MAX_SNAPS; i++) {
+        snap_model *s = &m->snaps[i];
+        uint8_t *content = s->content;
+        range_list unstable = s->unstable;
+        memset(s, 0, sizeof(*s));
+        s->content = content;
+        s->unstable = unstable;
+        s->unstable.n = 0;
+    }
+    m->nsnaps = 0;
+}
+
+static void free_snapshots(model *m)
+{
+    for (size_t i = 0; i < MODEL_MAX_SNAPS; i++) {
         free(m->snaps[i].content);
         range_list_free(&m->snaps[i].unstable);
     }
@@ -116,7 +133,7 @@ static void touch(model *m, uint64_t off, uint64_t len)
 
 void model_free(model *m)
 {
-    drop_snapshots(m);
+    free_snapshots(m);
     free(m->cur);
     free(m->dur);
     range_list_free(&m->touched);
@@ -177,7 +194,8 @@ snap_model *model_snapshot_issue(model *m, const char *name)
     m->version++;
     snap_model *s = &m->snaps[m->nsnaps++];
     snprintf(s->name, sizeof(s->name), "%s", name);
-    s->content = xalloc(NULL, m->size);
+    if (!s->content)
+        s->content = xalloc(NULL, m->size);
     memcpy(s->content, m->cur, m->size);
     range_list_copy(&s->unstable, &m->touched);
     return s;

@@ -16,12 +16,24 @@ static inline uint64_t pattern_word(uint64_t word_index, uint32_t seed)
     return z ^ (z >> 29);
 }
 
+static inline uint8_t pattern_byte(uint64_t off, uint32_t seed)
+{
+    return (uint8_t)(pattern_word(off >> 3, seed) >> ((off & 7) * 8));
+}
+
 static inline void pattern_fill(uint8_t *buf, uint64_t off, size_t len, uint32_t seed)
 {
-    for (size_t i = 0; i < len; i++) {
-        uint64_t o = off + i;
-        buf[i] = (uint8_t)(pattern_word(o >> 3, seed) >> ((o & 7) * 8));
+    size_t i = 0;
+    for (; i < len && ((off + i) & 7); i++)
+        buf[i] = pattern_byte(off + i, seed);
+    /* Whole words at once (the same bytes, in little-endian order). */
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w = pattern_word((off + i) >> 3, seed);
+        for (unsigned b = 0; b < 8; b++)
+            buf[i + b] = (uint8_t)(w >> (8 * b));
     }
+    for (; i < len; i++)
+        buf[i] = pattern_byte(off + i, seed);
 }
 
 #endif

@@ -260,6 +260,8 @@ const workload workloads[] = {
       .opts = "cluster_size=65536", .build = build_snapshots },
     { .name = "refcount-growth", .size = 4 * MiB, .cluster_size = 512,
       .opts = "cluster_size=512,refcount_bits=64", .grows_refcount_table = true,
+      .l2_cache = 8192,
+
       .build = build_refcount_growth },
     { .name = "extended-l2", .size = 4 * MiB, .cluster_size = 64 * KiB,
       .opts = "extended_l2=on,cluster_size=65536", .base_size = 3 * MiB,

@@ -40,6 +40,9 @@ typedef struct workload {
      * to qcow2 with base_opts; base_size 0: no backing file. */
     uint64_t base_size;
     const char *base_opts;
+    /* Bytes of L2 cache (0: the engine's default); a small cache makes the
+     * engine evict, and so write metadata back, in the middle of writes. */
+    size_t l2_cache;
     /* The workload must make the image outgrow its first refcount table. */
     bool grows_refcount_table;
     void (*build)(const struct workload *w, step_list *out);
