@@ -13,7 +13,8 @@
 #        names the header field, the menu returns; p powers off;
 #     d. (with a guest) one image, no config: it boots after the countdown;
 #     e. (with a guest) a config with a default entry and timeout 1: the
-#        default boots.
+#        default boots; entries with their own modes (read-only,
+#        volatile) say so in the menu and when they boot.
 # A run passes on what its serial console shows and on how QEMU ended
 # (exit 0 by itself after a power-off) within its time limit.
 set -u
@@ -195,7 +196,7 @@ T=$W/a.txt
 has "a: the config's bad line is reported with its line number" "$T" \
     "\\qcowboot.cfg, line 3: unknown key 'colour'"
 has "a: the countdown boots the default entry" "$T" 'Booting "Missing image" in 1 s' \
-    'Booting 1. Missing image (\nope.qcow2)...'
+    'Booting 1. Missing image (\nope.qcow2, read-write)...'
 after "$T" 'Booting 1. Missing image' >"$W/a.after"
 has "a: the error names the missing image" "$W/a.after" "1. Missing image failed (status" \
     "nope.qcow2"
@@ -228,7 +229,7 @@ else
 fi
 has "b: the countdown to the first image is shown" "$T" 'Booting "a-broken.qcow2" in 5 s'
 has "b: Down and Enter boot entry 2, the menu returns" "$T" \
-    'Booting 2. b-empty.qcow2 (\b-empty.qcow2)...' "2. b-empty.qcow2 failed (status"
+    'Booting 2. b-empty.qcow2 (\b-empty.qcow2, read-write)...' "2. b-empty.qcow2 failed (status"
 after "$T" 'Booting 1. a-broken.qcow2' >"$W/b.after"
 has "c: Up and Enter boot entry 1: its corrupt header field is named" "$W/b.after" \
     "cluster_bits (offset 20) is 31" "1. a-broken.qcow2 failed (status"
@@ -283,16 +284,20 @@ else
 fi
 
 # e. A config whose default (by title) boots after 1 s: a guest that
-# returns; the menu comes back; 3 boots the guest that powers off.
-bash "$MKSTICK" -q --efi "$FW_EFI_APP" --entry b-empty.qcow2:Empty \
-    --entry images/hello-return.qcow2:"Returning guest" --entry images/hello.qcow2:"Hello guest" \
-    --default "Returning guest" --timeout 1 "$W/e.img" "$I/b-empty.qcow2" \
+# returns; the menu comes back; 3 boots the guest that powers off, from a
+# volatile disk.
+printf '%s\n' 'entry = b-empty.qcow2 | Empty | | read-only' \
+    'entry = images/hello-return.qcow2 | Returning guest' \
+    'entry = images/hello.qcow2 | Hello guest | | volatile' \
+    'default = Returning guest' 'timeout = 1' >"$W/e.cfg"
+bash "$MKSTICK" -q --efi "$FW_EFI_APP" --config "$W/e.cfg" "$W/e.img" "$I/b-empty.qcow2" \
     "$I/hello-return.qcow2=images/" "$I/hello.qcow2=images/"
 boot_stick e "$W/e.img" --send-after "2. Returning guest failed (status" "" \
     --send-after "Power off (p)" "3"
 T=$W/e.txt
 has "e: the default entry (by title) boots after 1 s" "$T" 'Booting "Returning guest" in 1 s' \
-    'Booting 2. Returning guest (\images\hello-return.qcow2)...' "QB-GUEST-HELLO returning"
+    'Booting 2. Returning guest (\images\hello-return.qcow2, read-write)...' \
+    "  read-write: the guest's writes go into the image" "QB-GUEST-HELLO returning"
 after "$T" "QB-GUEST-HELLO returning" >"$W/e.after"
 if after "$W/e.after" "$HEADING" | grep -q -F "2. Returning guest failed (status" &&
     ! grep -q 'Booting ".*" in [0-9]' "$W/e.after"; then
@@ -300,6 +305,15 @@ if after "$W/e.after" "$HEADING" | grep -q -F "2. Returning guest failed (status
 else
     fail "e: the menu comes back after the guest" "$(tail -n 12 "$T" | tr '\n' '|')"
 fi
+if grep -q -x '   1\. Empty \[read-only\] *' "$T" && grep -q -x '   3\. Hello guest \[volatile\] *' "$T" &&
+    grep -q -x '>  2\. Returning guest *' "$T"; then
+    pass "e: the menu shows the entries' modes"
+else
+    fail "e: the menu shows the modes" "$(grep -E '^(>| ) +[0-9]\.' "$T" | head -n 3 | tr '\n' '|')"
+fi
+has "e: a volatile entry says so when it boots" "$W/e.after" \
+    'Booting 3. Hello guest (\images\hello.qcow2, volatile)...' \
+    "  volatile: the guest's writes are kept in memory and dropped with the disk"
 if [ "$RC" -eq 0 ] && after "$W/e.after" 'Booting 3. Hello guest' | grep -q -x -F "$HELLO_MARK"; then
     pass "e: 3 boots entry 3, the guest powers off"
 else
