@@ -259,6 +259,9 @@ static bool clean_run(group *g, fault_disk *d, model *m, flush_trace *tr)
             keep_file(g, "final", d->cur.p, (size_t)d->cur.size, NULL);
         }
         unlink(path);
+        if (su->w->leaves_compressed && strstr(out, " 0.00% compressed clusters"))
+            group_fail(g, "no compressed clusters in the final image: the workload misses its "
+                       "aim (%s)", out);
         if (su->w->grows_refcount_table && d->cur.size >= 64 && su->image_len >= 64 &&
             be_read(d->cur.p + 48, 8) == be_read(su->image + 48, 8) &&
             be_read(d->cur.p + 56, 4) == be_read(su->image + 56, 4))

@@ -85,12 +85,12 @@ bool wl_setup_make(wl_setup *su, const workload *w, const char *dir, char *why, 
         return failf(why, whylen, "out of memory");
     for (size_t i = 0; i < su->steps.n; i++) {
         const step *s = &su->steps.s[i];
-        if (s->kind != STEP_WRITE)
+        if (s->kind != STEP_WRITE && s->kind != STEP_WRITE_COMPRESSED)
             continue;
         su->data[i] = malloc(s->len);
         if (!su->data[i])
             return failf(why, whylen, "out of memory");
-        pattern_fill(su->data[i], s->off, (size_t)s->len, s->seed);
+        step_data(s, su->data[i]);
     }
     return true;
 }
@@ -145,6 +145,8 @@ static const char *step_name(int kind)
     case STEP_FLUSH: return "flush";
     case STEP_SNAP_CREATE: return "snapshot_create";
     case STEP_SNAP_DELETE: return "snapshot_delete";
+    case STEP_SNAP_APPLY: return "snapshot_apply";
+    case STEP_WRITE_COMPRESSED: return "write_compressed";
     }
     return "?";
 }
@@ -174,6 +176,9 @@ static int do_step(qb_image *img, const step *s, const uint8_t *data, model *m, 
         }
         model_write(m, s->off, data, s->len);
         return qb_image_write(img, s->off, data, (size_t)s->len, err);
+    case STEP_WRITE_COMPRESSED:
+        model_write(m, s->off, data, s->len);
+        return qb_image_write_compressed(img, s->off, data, (size_t)s->len, err);
     case STEP_ZERO:
         model_zero(m, s->off, s->len);
         return qb_image_write_zeroes(img, s->off, s->len, err);
@@ -201,6 +206,12 @@ static int do_step(qb_image *img, const step *s, const uint8_t *data, model *m, 
         sm->delete_ok = r == QB_OK;
         m->version++;
         return r;
+    case STEP_SNAP_APPLY:
+        sm = model_snapshot_find(m, s->name);
+        if (!sm)
+            abort();
+        model_snapshot_apply(m, sm);
+        return qb_image_snapshot_apply(img, s->name, err);
     }
     abort();
 }
@@ -208,7 +219,8 @@ static int do_step(qb_image *img, const step *s, const uint8_t *data, model *m, 
 static bool readback(qb_image *img, const step *s, const model *m, uint8_t *buf,
                      char *why, size_t whylen)
 {
-    if (s->kind != STEP_WRITE && s->kind != STEP_ZERO && s->kind != STEP_DISCARD)
+    if (s->kind != STEP_WRITE && s->kind != STEP_ZERO && s->kind != STEP_DISCARD &&
+        s->kind != STEP_WRITE_COMPRESSED)
         return true;
     qb_err err;
     if (qb_image_read(img, s->off, buf, (size_t)s->len, &err))

@@ -208,3 +208,9 @@ snap_model *model_snapshot_find(model *m, const char *name)
             return &m->snaps[i];
     return NULL;
 }
+
+void model_snapshot_apply(model *m, const snap_model *s)
+{
+    memcpy(m->cur, s->content, m->size);
+    touch(m, 0, m->size);
+}

@@ -74,5 +74,7 @@ void model_flushed(model *m);
 
 snap_model *model_snapshot_issue(model *m, const char *name);
 snap_model *model_snapshot_find(model *m, const char *name);
+/* The disk becomes the snapshot's content (all of it touched). */
+void model_snapshot_apply(model *m, const snap_model *s);
 
 #endif

@@ -41,6 +41,17 @@ static void snap_(step_list *l, int kind, const char *name)
     snprintf(s->name, sizeof(s->name), "%s", name);
 }
 
+void step_data(const step *s, uint8_t *out)
+{
+    if (s->kind != STEP_WRITE_COMPRESSED) {
+        pattern_fill(out, s->off, (size_t)s->len, s->seed);
+        return;
+    }
+    /* Runs of 64 equal bytes: compresses well, still says where it belongs. */
+    for (uint64_t i = 0; i < s->len; i++)
+        out[i] = pattern_byte((s->off + i) >> 6, s->seed);
+}
+
 void step_list_free(step_list *l)
 {
     free(l->s);
@@ -188,6 +199,29 @@ static void build_snapshots(const workload *w, step_list *l)
     write_(l, 0, 300 * KiB);
     snap_(l, STEP_SNAP_DELETE, "s3");
     flush_(l);
+    snap_(l, STEP_SNAP_APPLY, "s4");     /* back to s4: the disk changes as a whole */
+    mixed(w, l, 10, 6, 3, 1, 100000);
+    snap_(l, STEP_SNAP_APPLY, "s4");
+    flush_(l);
+}
+
+/* Compressed clusters: written into unallocated clusters, then partly
+ * overwritten (copied out of the compressed cluster), zeroed, discarded. */
+static void build_compressed(const workload *w, step_list *l)
+{
+    uint64_t cs = w->cluster_size;
+    for (uint64_t c = 0; c < 40; c++) {
+        add(l, STEP_WRITE_COMPRESSED, c * cs, cs);
+        if (c % 10 == 9)
+            flush_(l);
+    }
+    write_(l, 3 * cs + 1000, 5000);                /* inside a compressed cluster */
+    write_(l, 5 * cs - 300, cs + 600);             /* across two of them */
+    zero_(l, 8 * cs, cs);
+    zero_(l, 9 * cs + 512, 4096);
+    discard_(l, 12 * cs, 2 * cs);
+    flush_(l);
+    mixed(w, l, 15, 24, 6, 1, 100000);
 }
 
 /* 512-byte clusters with 64-bit refcounts: a refcount block covers 32 KiB
@@ -266,6 +300,8 @@ const workload workloads[] = {
     { .name = "extended-l2", .size = 4 * MiB, .cluster_size = 64 * KiB,
       .opts = "extended_l2=on,cluster_size=65536", .base_size = 3 * MiB,
       .base_opts = "cluster_size=4096", .build = build_extended_l2 },
+    { .name = "compressed", .size = 4 * MiB, .cluster_size = 64 * KiB,
+      .opts = "cluster_size=65536", .leaves_compressed = true, .build = build_compressed },
     { .name = "v2", .size = 4 * MiB, .cluster_size = 64 * KiB, .v2 = true,
       .opts = "compat=0.10,cluster_size=65536", .base_size = 3 * MiB,
       .base_opts = "compat=0.10,cluster_size=65536", .build = build_v2 },

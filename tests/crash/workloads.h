@@ -16,6 +16,8 @@ enum step_kind {
     STEP_FLUSH,
     STEP_SNAP_CREATE,   /* name */
     STEP_SNAP_DELETE,
+    STEP_SNAP_APPLY,
+    STEP_WRITE_COMPRESSED,  /* one unallocated cluster, compressible data */
 };
 
 typedef struct step {
@@ -45,6 +47,8 @@ typedef struct workload {
     size_t l2_cache;
     /* The workload must make the image outgrow its first refcount table. */
     bool grows_refcount_table;
+    /* The final image must hold compressed clusters. */
+    bool leaves_compressed;
     void (*build)(const struct workload *w, step_list *out);
 } workload;
 
@@ -52,6 +56,10 @@ extern const workload workloads[];
 extern const size_t workload_count;
 
 void step_list_free(step_list *l);
+
+/* The bytes a step writes (len of them): pattern data, compressible for
+ * STEP_WRITE_COMPRESSED. */
+void step_data(const step *s, uint8_t *out);
 
 /* Content of the backing file of w (base_size bytes). */
 void workload_base_content(const workload *w, uint8_t *out);

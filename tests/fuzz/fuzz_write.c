@@ -22,7 +22,11 @@
  *
  * The model covers a window of at most FUZZ_WINDOW bytes of the virtual
  * disk, at its start or (odd window byte) its end, read through the engine
- * once the image is open writable; the operations stay inside it. After
+ * once the image is open writable; the operations stay inside it. The
+ * model is only held against the engine when the engine's own `check`
+ * finds the image consistent (leaks allowed): on an image whose refcounts
+ * already lie, a new cluster can land on one in use, for the engine as for
+ * QEMU. Other images get the same operations, for the sanitizers. After
  * each successful write or write_zeroes the range must read back as
  * written; after a discard the whole clusters inside it must read as they
  * were, as zeros or as the backing file (v3 and v2 images differ), and the
@@ -43,6 +47,7 @@
 #include <string.h>
 
 #include "qb_backend.h"
+#include "qb_cmd.h"
 #include "qb_image.h"
 #include "qb_path.h"
 
@@ -51,7 +56,7 @@
 #define FUZZ_WINDOW (4ull << 20)          /* bytes of virtual disk modelled */
 #define FUZZ_MAX_OPS 64
 #define FUZZ_MAX_LEN (256u << 10)         /* bytes per operation */
-#define FUZZ_MAX_OPENS 64
+#define FUZZ_MAX_OPENS 128
 
 #define NO_COVERAGE __attribute__((no_sanitize("coverage")))
 
@@ -263,6 +268,7 @@ typedef struct window {
     uint8_t *model;
     uint8_t *buf;                 /* FUZZ_MAX_LEN bytes */
     uint8_t *backing;             /* FUZZ_MAX_LEN bytes: the backing file's */
+    bool compare;                 /* hold the engine to the model */
 } window;
 
 NO_COVERAGE static void fill(uint8_t *p, uint64_t off, size_t len, unsigned seed)
@@ -287,6 +293,8 @@ static void expect_model(qb_image *img, const window *w, uint64_t off, size_t le
                          const char *after)
 {
     qb_err err;
+    if (!w->compare)
+        return;
     for (size_t done = 0; done < len;) {
         size_t n = len - done < FUZZ_MAX_LEN ? len - done : FUZZ_MAX_LEN;
         if (qb_image_read(img, off + done, w->buf, n, &err) != QB_OK)
@@ -328,7 +336,7 @@ NO_COVERAGE static void learn_discarded(qb_image *img, window *w, uint64_t off, 
         uint8_t *m = w->model + (pos - w->base);
         for (size_t i = 0; i < n; i++) {
             uint8_t b = w->buf[i];
-            if (b != m[i] && b != 0 && b != w->backing[i])
+            if (w->compare && b != m[i] && b != 0 && b != w->backing[i])
                 finding("after discard: byte %llu reads 0x%02x: neither 0x%02x (before), "
                         "zero nor the backing file",
                         (unsigned long long)(pos + i), b, m[i]);
@@ -449,8 +457,29 @@ static void reopen_and_compare(fuzz_files *files, qb_alloc alloc, window *w, uin
     mem_file_free(&ro);
 }
 
+static void sink_out(void *ctx, const char *s, size_t n)
+{
+}
+
+/* The engine's check of the image as it came: clean or leaks only. */
+static bool image_consistent(fuzz_files *files, qb_alloc alloc)
+{
+    qb_env env;
+    memset(&env, 0, sizeof(env));
+    env.alloc = alloc;
+    env.opener = (qb_opener){ files, fuzz_open, NULL };
+    env.out = (qb_out){ NULL, sink_out };
+    env.err = (qb_out){ NULL, sink_out };
+    env.program = "qcowboot";
+    char check[] = "check", image[] = "image";
+    char *argv[] = { check, image, NULL };
+    int rc = qb_cmd_main(&env, 2, argv);
+    return rc == 0 || rc == 3;
+}
+
 static void run_ops(fuzz_files *files, qb_alloc alloc, const uint8_t *ops, size_t nops_bytes)
 {
+    bool compare = image_consistent(files, alloc);
     qb_opener opener = { files, fuzz_open, NULL };
     qb_open_opts o;
     base_opts(&o, alloc, &opener);
@@ -462,6 +491,7 @@ static void run_ops(fuzz_files *files, qb_alloc alloc, const uint8_t *ops, size_
         return;
     uint64_t size = qb_image_size(img);
     window w = { 0 };
+    w.compare = compare;
     bool model_ok = false;
     if (size && nops_bytes) {
         w.size = size < FUZZ_WINDOW ? size : FUZZ_WINDOW;
@@ -496,7 +526,7 @@ static void run_ops(fuzz_files *files, qb_alloc alloc, const uint8_t *ops, size_
             expect_model(img, &w, w.base, (size_t)w.size, "all operations");
     }
     bool closed_ok = qb_image_close_flush(img, &err) == QB_OK;
-    if (model_ok && all_ok && closed_ok)
+    if (compare && model_ok && all_ok && closed_ok)
         reopen_and_compare(files, alloc, &w, size);
     free(w.model);
     free(w.buf);
