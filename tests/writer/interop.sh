@@ -28,7 +28,7 @@
 #   repair ...           images qemu left dirty or leaking, repaired
 #
 # Images live in a temporary directory under build/tests/, removed at the end
-# (QB_KEEP=1 keeps it). Backing files are named relative to the overlay
+# (QB_KEEP=1 keeps it; QB_ONLY=REGEX runs only the matching cases). Backing files are named relative to the overlay
 # (../base/...), and every tool runs from the temporary directory.
 set -u
 QB=${QB:-$(cd "$(dirname "$0")/../.." && pwd)/build/host-san/qcowboot}
@@ -50,6 +50,9 @@ SIZE=$((6 * 1024 * 1024 + 7 * 1024))
 mkdir -p base
 "${CONFTOOL[@]}" gendata base/src.raw $SIZE 11
 SETUP_LOG=$T/setup.log
+
+# QB_ONLY=REGEX runs only the cases whose names match it (for debugging).
+selected() { [ -z "${QB_ONLY:-}" ] || [[ $1 =~ $QB_ONLY ]]; }
 
 # setup NAME CMD...: a construction step that must work; a failure is
 # reported as `NAME: setup` (and the caller skips what depends on it).
@@ -133,6 +136,7 @@ gen_ops() {
 # = model, = qemu-io.
 rand() {
     local name="rand $1" seeds=$2 start=$3 base=${4:-} disk=${DISK:-$SIZE} gen=(${GEN:-})
+    selected "$name" || return
     local opts=${start#*:} dir=$T/$1 seed s
     mkdir -p "$dir" && cd "$dir" || return
     make_start "$name" "$start" "$base" "$disk" start.qcow2 || { cd "$T"; return; }
@@ -214,7 +218,7 @@ d=refcount-table-grows
 rand prealloc-metadata-v3 "1 2" qb:preallocation=metadata
 rand prealloc-metadata-v2-c4k "1" qb:compat=0.10,cluster_size=4k,preallocation=metadata
 rand prealloc-metadata-qemu-c16k "1" qemu:cluster_size=16k,preallocation=metadata
-rand prealloc-metadata-backing "1" qb:cluster_size=16k,preallocation=metadata b4k.qcow2:qcow2
+rand prealloc-metadata-xl2-backing "1" qb:extended_l2=on,cluster_size=16k,preallocation=metadata b4k.qcow2:qcow2
 
 # --- L2 table boundaries and the disk's end -------------------------------------
 # Half of each workload's commands land within a few clusters of an L2 table
@@ -242,6 +246,7 @@ d=v3-c64k
 # --- raw images -------------------------------------------------------------------
 raw_case() {
     local n="raw" dir=$T/raw
+    selected "$n" || return
     mkdir -p "$dir" && cd "$dir" || return
     if expect "$n: create -f raw" qb_run create -f raw img.raw $SIZE; then
         "${WORKLOAD[@]}" gen --seed 1 --size $SIZE --cluster 512 --no-discard >s1.ops
@@ -265,6 +270,7 @@ raw_case
 # end. Each tool thus continues on what the other wrote.
 alternate() {
     local name="alternate $1" who=$2 seed=$3 start=$4 base=${5:-}
+    selected "$name" || return
     local opts=${start#*:} dir=$T/alt-$1 n part first last
     mkdir -p "$dir" && cd "$dir" || return
     make_start "$name" "$start" "$base" $SIZE img.qcow2 || { cd "$T"; return; }
@@ -336,6 +342,7 @@ ZD_OPS=(
 )
 zero_discard() {
     local name="zero-discard $1" start=$2 base=${3:-}
+    selected "$name" || return
     local opts=${start#*:} dir=$T/zd-$1
     mkdir -p "$dir" && cd "$dir" || return
     make_start "$name" "$start" "$base" $SIZE start.qcow2 || { cd "$T"; return; }
@@ -368,6 +375,7 @@ zero_discard v3-qemu-created qemu:compat=1.1 b4k.qcow2:qcow2
 # right snapshots. At the end qemu-io writes into it once more.
 snapshots() {
     local name="snapshots $1" start=$2 base=${3:-}
+    selected "$name" || return
     local opts=${start#*:} dir=$T/snap-$1 i
     mkdir -p "$dir" && cd "$dir" || return
     make_start "$name" "$start" "$base" $SIZE img.qcow2 || { cd "$T"; return; }
@@ -430,6 +438,7 @@ snapshots compressed-c4k convc:cluster_size=4k
 # Snapshots made by one tool, applied and deleted by the other.
 snapshots_mixed() {
     local name="snapshots qemu-img/qcowboot" dir=$T/snap-mixed
+    selected "$name" || return
     mkdir -p "$dir" && cd "$dir" || return
     setup "$name" qemu-img convert -O qcow2 -o cluster_size=16k ../base/src.raw img.qcow2 || { cd "$T"; return; }
     cp ../base/src.raw q1.raw
@@ -467,6 +476,7 @@ snapshots_mixed
 # the overlay's disk; so must the overlay (emptied or not).
 commit_case() {
     local name="commit $1" bmake=$2 oopts=$3 dir=$T/commit-$1 bfmt=qcow2 bfile
+    selected "$name" || return
     mkdir -p "$dir" && cd "$dir" || return
     case $bmake in
     qcow2:*) bfile=base.qcow2; setup "$name" qemu-img convert -O qcow2 -o "${bmake#*:}" ../base/src.raw $bfile ;;
@@ -497,6 +507,7 @@ commit_case v3-c2M-into-refcount-bits-1 qcow2:cluster_size=64k,refcount_bits=1 c
 # as it was.
 commit_chain() {
     local name="commit top of three" dir=$T/commit-chain
+    selected "$name" || return
     mkdir -p "$dir" && cd "$dir" || return
     expect "$name: create mid" qb_run create -f qcow2 -o cluster_size=16k -b ../base/b4k.qcow2 -F qcow2 mid.qcow2 $SIZE &&
         expect "$name: create top" qb_run create -f qcow2 -o cluster_size=64k -b mid.qcow2 -F qcow2 top.qcow2 $SIZE ||
@@ -522,6 +533,7 @@ commit_chain
 # plain and compressed; then both tools write into the compressed one.
 convert_cases() {
     local name=convert dir=$T/convert n
+    selected "$name" || return
     mkdir -p "$dir" && cd "$dir" || return
     setup "$name" qemu-img create -f qcow2 -o cluster_size=16k -b ../base/b4k.qcow2 -F qcow2 ov.qcow2 $SIZE ||
         { cd "$T"; return; }
@@ -570,6 +582,7 @@ convert_cases
 # the disk is unchanged.
 repair_cases() {
     local name="repair lazy-refcounts dirty" dir=$T/repair
+    selected "$name" || return
     mkdir -p "$dir" && cd "$dir" || return
     setup "$name" qemu-img convert -O qcow2 -o lazy_refcounts=on,cluster_size=4k ../base/src.raw dirty.qcow2 &&
         {

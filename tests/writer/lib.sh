@@ -14,11 +14,12 @@ WHY=
 # before sourcing this file.
 : "${RUN_LOG:?set RUN_LOG before sourcing tests/writer/lib.sh}"
 
-# expect NAME CMD...: passes NAME when CMD succeeds, else fails it with WHY.
+# expect NAME CMD...: passes NAME when CMD succeeds, else fails it with WHY
+# (and returns 1).
 expect() {
     local name=$1; shift
     WHY=
-    if "$@"; then pass "$name"; else fail "$name" "${WHY:-failed: $*}"; fi
+    if "$@"; then pass "$name"; else fail "$name" "${WHY:-failed: $*}"; return 1; fi
 }
 
 # Short form of a log for a failure line.
