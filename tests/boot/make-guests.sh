@@ -178,7 +178,9 @@ splice "$d" "$W/mbr-uki.esp" 1
 
 # gpt-grub: 64 MiB, ESP (FAT16, 16 MiB) with a standalone GRUB, ext4
 # (45 MiB at 17 MiB) holding the kernel and the initramfs; GRUB finds the
-# ext4 file system by UUID.
+# ext4 file system by UUID. When its ESP holds an environment block next
+# to GRUB (\EFI\BOOT\grubenv; the guests built here have none, the write
+# test adds one), GRUB appends an x to `boots` there at every boot.
 ext_uuid=5b8d0c3e-7a61-4a55-9d1e-0c0bc0a7b001
 mkdir -p "$W/ext/boot"
 cp "$G/kernel/vmlinuz" "$W/ext/boot/vmlinuz"
@@ -190,6 +192,12 @@ cat >"$W/grub.cfg" <<EOF
 set timeout=0
 insmod part_gpt
 insmod ext2
+if [ -f "\$cmdpath/grubenv" ]; then
+    load_env -f "\$cmdpath/grubenv"
+    set boots="\${boots}x"
+    save_env -f "\$cmdpath/grubenv" boots
+    echo "qcowboot test guest: GRUB saved boots=\$boots"
+fi
 search --no-floppy --fs-uuid --set=root $ext_uuid
 echo "qcowboot test guest: GRUB loads the kernel from (\$root)"
 linux /boot/vmlinuz $(cmdline gpt-grub)
@@ -197,7 +205,7 @@ initrd /boot/initrd.img
 boot
 EOF
 grub-mkstandalone -O x86_64-efi -o "$W/grubx64.efi" --locales= --fonts= --themes= \
-    --modules="part_gpt part_msdos ext2 fat search search_fs_uuid linux normal echo" \
+    --modules="part_gpt part_msdos ext2 fat search search_fs_uuid linux normal echo test loadenv" \
     "boot/grub/grub.cfg=$W/grub.cfg"
 esp_with "$W/gpt-grub.esp" 16 16 "$W/grubx64.efi"
 d=$W/gpt-grub.raw

@@ -17,6 +17,12 @@
 #   5. "menu-errors": the same broken images as entries of a stick's menu:
 #      each failure must show its reason and bring the menu back; keys
 #      typed over QMP choose the next entry and finally power off.
+#   6. "grubenv": the gpt-grub guest with an environment block on its ESP,
+#      booted unattended three times from one stick, its mode set in the
+#      config: read-write (GRUB's save_env puts boots=x into the image),
+#      volatile (GRUB saves boots=xx, the image stays byte for byte as it
+#      was), read-write again (boots=xx in the image); after each boot the
+#      image passes qemu-img check and grub-editenv reads the block.
 # A boot passes when the guest's marker is on the serial console and QEMU
 # exited 0 by itself (the guest powered off) within the time limit.
 #
@@ -49,10 +55,9 @@ CASES=${QB_BOOT_CASES:-"
     raw:gpt-uki raw:mbr-uki raw:gpt-grub
     stick:gpt-uki:plain
     unattended:gpt-uki:zlib unattended:gpt-uki:zstd unattended:gpt-uki:l2ext
-    unattended:gpt-uki:overlay unattended:mbr-uki:plain unattended:gpt-grub:plain
-    unattended:gpt-grub:zstd
+    unattended:gpt-uki:overlay unattended:mbr-uki:plain unattended:gpt-grub:zstd
     shell:gpt-uki:plain shell:mbr-uki:l2ext shell:gpt-grub:overlay
-    shell-commands menu-errors
+    shell-commands menu-errors grubenv
 "}
 
 # console LOG: the serial log without terminal escapes and CRs.
@@ -248,11 +253,72 @@ shell_commands() {
         fail "shell: session ends" "QEMU exit $rc; console in $txt"
 }
 
+# grubenv: see 6. above (it stands in for unattended:gpt-grub:plain).
+grubenv() {
+    local d=$W/tree j=$W/grubenv img=$W/grubenv-stick.img n=0 step mode printed saved
+    local log rc sha_before sha_after env
+    rm -rf "$d" "$j"
+    mkdir -p "$d/EFI/BOOT" "$j"
+    if ! { cp "$(guest_raw gpt-grub)" "$j/g.raw" && grub-editenv "$j/grubenv" create &&
+           mcopy -i "$j/g.raw@@1M" "$j/grubenv" ::/EFI/BOOT/grubenv &&
+           qemu-img convert -O qcow2 "$j/g.raw" "$d/grubenv.qcow2" &&
+           cp "$BOOT_EFI_APP" "$d/EFI/BOOT/BOOTX64.EFI" && : >"$d/qcowboot.cfg" &&
+           bash "$BOOT_ROOT/tools/mkfat.sh" "$img" "$d"; } >"$j/setup.log" 2>&1; then
+        fail "grubenv: setup" "$(tail -n 3 "$j/setup.log")"
+        return
+    fi
+    rm -rf "$d" "$j/g.raw"
+    for step in "read-write x x" "volatile xx x" "read-write xx xx"; do
+        read -r mode printed saved <<<"$step"
+        n=$((n + 1))
+        printf 'timeout = 0\r\nentry = grubenv.qcow2 | GRUB env | | %s\r\n' "$mode" >"$j/cfg"
+        mcopy -o -i "$img" "$j/cfg" ::/qcowboot.cfg
+        sha_before=$(mcopy -n -i "$img" ::/grubenv.qcow2 - | sha256sum)
+        log=$W/grubenv-$n.log
+        rc=0
+        bash "$BOOT_ROOT/tools/qemu-run.sh" --disk "$img" --log "$log" --timeout "$LIMIT" \
+            --stop-on "$BOOT_CRASH_TEXT" --stop-on "Shell> " || rc=$?
+        console "$log" >"$j/console"
+        if [ "$rc" -eq 0 ] && boot_has_marker "$log" gpt-grub &&
+           grep -a -q -x -F "qcowboot test guest: GRUB saved boots=$printed" "$j/console" &&
+           grep -a -q "^  $mode: " "$j/console"; then
+            pass "grubenv $n ($mode): the guest booted, GRUB saved boots=$printed"
+        else
+            fail "grubenv $n ($mode)" "QEMU exit $rc; console in $log: $(grep -a -E 'boots=|^  (read|vol)' "$j/console" | tr '\n' '|')"
+        fi
+        mcopy -n -i "$img" ::/grubenv.qcow2 "$j/image.qcow2"
+        sha_after=$(sha256sum <"$j/image.qcow2")
+        if [ "$mode" = volatile ]; then
+            if [ "$sha_after" = "$sha_before" ]; then
+                pass "grubenv $n ($mode): the image is byte for byte as before the boot"
+            else
+                fail "grubenv $n ($mode): the image changed"
+            fi
+        fi
+        if qemu-img check "$j/image.qcow2" >"$j/check.log" 2>&1; then
+            pass "grubenv $n ($mode): qemu-img check is clean"
+        else
+            fail "grubenv $n ($mode): qemu-img check" "$(head -n 4 "$j/check.log" | tr '\n' '|')"
+        fi
+        env=$(qemu-img convert -O raw "$j/image.qcow2" "$j/image.raw" &&
+              mcopy -n -i "$j/image.raw@@1M" ::/EFI/BOOT/grubenv "$j/grubenv.out" &&
+              grub-editenv "$j/grubenv.out" list 2>&1)
+        if [ "$env" = "boots=$saved" ]; then
+            pass "grubenv $n ($mode): the image's environment block holds boots=$saved"
+        else
+            fail "grubenv $n ($mode): environment block" "'$env', want 'boots=$saved'"
+        fi
+        rm -f "$j/image.raw" "$j/image.qcow2"
+    done
+    rm -f "$img"
+}
+
 for c in $CASES; do
     IFS=: read -r mode guest v <<<"$c"
     case $mode in
     menu-errors) menu_errors ;;
     shell-commands) shell_commands ;;
+    grubenv) grubenv ;;
     *) run_case "$mode" "$guest" "$v" ;;
     esac
 done
