@@ -123,6 +123,17 @@ gen_ops() {
     "${WORKLOAD[@]}" gen --seed "$seed" --size "$disk" --cluster "$(cluster_of "$opts")" "${x[@]}" "$@" >"$out"
 }
 
+# reaches OPS OPTS DISK l2|end: OPS has commands that cross an L2 table
+# boundary (l2; and reach the disk's end) or that reach the disk's end (end)
+# - what a case named for them must have.
+reaches() {
+    local x=() cross end
+    is_xl2 "$2" && x=(--xl2)
+    read -r cross end < <("${WORKLOAD[@]}" reach "$1" --size "$3" --cluster "$(cluster_of "$2")" "${x[@]}")
+    WHY="$cross commands cross an L2 table boundary, $end reach the end"
+    [ "${end:-0}" -gt 0 ] && { [ "$4" = end ] || [ "${cross:-0}" -gt 0 ]; }
+}
+
 # ---------------------------------------------------------------------------
 # rand NAME SEEDS START [BASE]: random workloads on one configuration.
 #   START  qb:OPTS     made by qcowboot create -o OPTS (over BASE if given)
@@ -131,7 +142,8 @@ gen_ops() {
 #   BASE   FILE:FMT in base/, the backing file
 # Environment: GEN, more workload.py gen options (--compress on fresh
 # images); DISK, the virtual size (default SIZE); QEMU=no for workloads
-# qemu-io cannot run (then only the model judges).
+# qemu-io cannot run (then only the model judges); REACH=l2|end asserts
+# that the workloads reach what the case is named for (see reaches).
 # Lines per seed: io (qcowboot io ran, in two invocations), clean,
 # = model, = qemu-io.
 rand() {
@@ -143,6 +155,9 @@ rand() {
     for seed in $seeds; do
         s="$name s$seed"
         gen_ops s$seed.ops $seed "$opts" "$disk" "${gen[@]}"
+        [ -n "${REACH:-}" ] &&
+            expect "$s: the workload reaches $([ "$REACH" = l2 ] && echo "L2 table boundaries and ")the disk's end" \
+                reaches s$seed.ops "$opts" "$disk" "$REACH"
         start_ref "$start" "$base" "$disk" s$seed.raw
         model s$seed.ops s$seed.raw "$opts" "$base"
         cp start.qcow2 qb-s$seed.qcow2
@@ -164,11 +179,12 @@ rand() {
 # --- cluster sizes x versions; images qcowboot and qemu-img made -------------
 GEN=--compress rand v3-c64k "1 2" qb:compat=1.1
 GEN=--compress rand v2-c64k "1 2" qb:compat=0.10
-GEN=--compress rand v3-c512 "1 2" qb:compat=1.1,cluster_size=512
+REACH=l2 GEN=--compress rand v3-c512 "1 2" qb:compat=1.1,cluster_size=512
 GEN=--compress rand v2-c512 "1" qemu:compat=0.10,cluster_size=512
 GEN=--compress rand v3-c2M "1" qb:cluster_size=2M
 rand v2-c2M "1" qemu:compat=0.10,cluster_size=2M
 GEN=--compress rand v3-c4k-qemu "1" qemu:cluster_size=4k
+GEN=--compress rand v3-c16k-zstd "1" qb:cluster_size=16k,compression_type=zstd
 
 # --- backing chains: COW of partial clusters from the backing file ----------
 GEN=--compress rand v3-c4k-backing "1 2" qb:cluster_size=4k b4k.qcow2:qcow2
@@ -223,11 +239,12 @@ rand prealloc-metadata-xl2-backing "1" qb:extended_l2=on,cluster_size=16k,preall
 # --- L2 table boundaries and the disk's end -------------------------------------
 # Half of each workload's commands land within a few clusters of an L2 table
 # boundary or of the disk's end (see workload.py); these disks are large
-# enough to have boundaries with 64 KiB and 32 KiB clusters.
-DISK=$((1024 * 1024 * 1024 + 7 * 1024)) GEN="--front 4194304" rand l2-boundaries-c64k "1" qb:compat=1.1
-DISK=$((200 * 1024 * 1024 + 7 * 1024)) GEN="--front 4194304 --compress" rand l2-boundaries-xl2-c32k "1" \
+# enough to have boundaries with 64 KiB and 32 KiB clusters; the last disk's
+# final cluster holds 512 bytes.
+REACH=l2 DISK=$((1024 * 1024 * 1024 + 7 * 1024)) GEN="--front 4194304" rand l2-boundaries-c64k "1" qb:compat=1.1
+REACH=l2 DISK=$((200 * 1024 * 1024 + 7 * 1024)) GEN="--front 4194304 --compress" rand l2-boundaries-xl2-c32k "1" \
     qb:extended_l2=on,cluster_size=32k
-DISK=$((300 * 1024 * 1024 + 512)) GEN="--front 4194304" rand l2-boundaries-v2-c64k-odd-size "1" \
+REACH=end DISK=$((300 * 1024 * 1024 + 512)) GEN="--front 4194304" rand disk-end-v2-c64k-odd-size "1" \
     qb:compat=0.10
 
 # Writes reaching past the disk's end are refused and change nothing.

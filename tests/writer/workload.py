@@ -9,6 +9,9 @@ that applies them to a raw reference file.
   workload.py apply OPS RAW --cluster BYTES --discard zero|keep
       applies the modifying commands of OPS to the raw file RAW, as the
       virtual disk of a qcow2 image must change under them
+  workload.py reach OPS --size BYTES --cluster BYTES [--xl2]
+      prints how many modifying commands of OPS cross an L2 table
+      boundary, and how many end at the disk's end
 
 gen options:
   --ops N          number of commands (default 60)
@@ -29,7 +32,8 @@ gen options:
   --bulk BYTES     also write this many bytes in 1 MiB writes (to grow the
                    refcount structures)
   --front BYTES    most commands fall into [0, front) (default 8 MiB); the
-                   others land next to an L2 table boundary or the disk's end
+                   others land next to or across an L2 table boundary or the
+                   disk's end
 
 Discard in the model, as qemu 7.2 does it: only whole clusters inside the
 range change (a cluster cut by the disk's end counts as whole when the range
@@ -49,6 +53,20 @@ def overlaps(a_off, a_len, b_off, b_len):
     return a_off < b_off + b_len and b_off < a_off + a_len
 
 
+def l2_span(cluster, xl2):
+    """Bytes of the virtual disk one L2 table maps (entries are 16 bytes
+    with extended L2, 8 without)."""
+    return cluster * (cluster // (16 if xl2 else 8))
+
+
+def modifying(path):
+    """(offset, length) of the writes and discards of an OPS file."""
+    for line in open(path):
+        w = line.split()
+        if w and w[0] in ("write", "discard"):
+            yield int(w[-2]), int(w[-1])
+
+
 class Generator:
     def __init__(self, a):
         self.rnd = random.Random(a.seed)
@@ -60,30 +78,36 @@ class Generator:
         # pattern-checked writes: (index in ops, pattern, offset, length).
         self.touched = []
         self.checkable = []
-        span = self.cs * (self.cs // (16 if a.xl2 else 8))
-        self.hot = [k * span for k in range(1, 4) if k * span < self.size]
-        self.hot += [self.size - k * span for k in range(1, 3)
-                     if self.size - k * span > 0 and self.size > 2 * span]
+        span = l2_span(self.cs, a.xl2)
+        # The first three and the last two L2 table boundaries, and the end.
+        last = (self.size - 1) // span
+        self.hot = sorted({k * span for k in (1, 2, 3, last - 1, last) if 0 < k <= last})
         self.hot.append(self.size)
         self.front = min(self.size, a.front)
 
     def place(self):
-        """An offset and a length, inside the disk."""
+        """An offset and a length inside the disk: whole clusters, whole
+        sectors or any bytes; mostly in the front of the disk, else near an
+        L2 table boundary or the disk's end, or across one (from before it
+        to at least it: the disk's end is then reached exactly)."""
         r = self.rnd
         kind = r.randrange(10)
-        if r.randrange(10) < 6:
-            off = r.randrange(self.front)
-        else:
-            h = r.choice(self.hot)
-            off = max(0, min(self.size - 1, h + r.randrange(-3 * self.cs - 4096, 3 * self.cs)))
-        if kind < 3:                                   # whole clusters
-            off -= off % self.cs
+        if kind < 3:
+            unit = self.cs
             ln = self.cs * r.randint(1, max(1, min(4, (1 << 20) // self.cs)))
         else:
+            unit = 512 if kind < 7 else 1
             ln = int(math.exp(r.uniform(0, math.log(512 * 1024))))
-            if kind < 7:                               # whole sectors
-                off -= off % 512
-                ln = max(512, ln - ln % 512)
+            ln = max(unit, ln - ln % unit)
+        where = r.randrange(10)
+        if where < 6:
+            off = r.randrange(self.front)
+        elif where < 8:
+            off = r.choice(self.hot) + r.randrange(-3 * self.cs - 4096, 3 * self.cs)
+        else:
+            off = r.choice(self.hot) - r.randrange(1, ln + 1)
+        off = max(0, min(self.size - 1, off))
+        off -= off % unit
         return off, max(1, min(ln, self.size - off))
 
     def emit(self, op, off=None, ln=None):
@@ -231,10 +255,25 @@ def apply(argv):
                 sys.exit("%s: unknown command %r" % (a.ops, line))
 
 
+def reach(argv):
+    ap = argparse.ArgumentParser(prog="workload.py reach")
+    ap.add_argument("ops")
+    ap.add_argument("--size", type=int, required=True)
+    ap.add_argument("--cluster", type=int, required=True)
+    ap.add_argument("--xl2", action="store_true")
+    a = ap.parse_args(argv)
+    span = l2_span(a.cluster, a.xl2)
+    ops = list(modifying(a.ops))
+    cross = sum(1 for off, ln in ops if off // span != (off + ln - 1) // span)
+    end = sum(1 for off, ln in ops if off + ln == a.size)
+    print(cross, end)
+
+
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("gen", "apply"):
+    cmds = {"gen": gen, "apply": apply, "reach": reach}
+    if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         sys.exit(__doc__)
-    (gen if sys.argv[1] == "gen" else apply)(sys.argv[2:])
+    cmds[sys.argv[1]](sys.argv[2:])
 
 
 if __name__ == "__main__":
