@@ -198,16 +198,17 @@ for c in "${CASES[@]}"; do
 done
 
 echo
-printf '%-14s %8s %10s %10s %6s %10s %10s %7s %7s\n' case writes qcowboot_s qemu-io_s ratio \
-    qb_MiB/s qemu_MiB/s qb_cpu qemu_cpu
+printf '%-14s %8s %10s %10s %6s %10s %10s %7s %8s %9s\n' case writes qcowboot_s qemu-io_s ratio \
+    qb_MiB/s qemu_MiB/s qb_cpu qemu_cpu cpu_ratio
 for c in "${CASES[@]}"; do
     [ -n "${T_QB[$c]:-}" ] || continue
     if [ $c = seq-1M ]; then n=1024 mib=1024; else n=$NRAND mib=$((NRAND / 256)); fi
     awk -v c=$c -v n=$n -v m=$mib -v a="${T_QB[$c]}" -v b="${T_QEMU[$c]}" 'BEGIN {
         split(a, A, " "); split(b, B, " ")
         if (A[1] <= 0 || B[1] <= 0) { printf "%-14s (a run failed)\n", c; exit }
-        printf "%-14s %8d %10.3f %10.3f %6.2f %10.1f %10.1f %7.2f %7.2f\n", c, n,
-            A[1]/1e6, B[1]/1e6, B[1]/A[1], m*1e6/A[1], m*1e6/B[1], A[2]/1e6, B[2]/1e6 }'
+        printf "%-14s %8d %10.3f %10.3f %6.2f %10.1f %10.1f %7.2f %8.2f %9s\n", c, n,
+            A[1]/1e6, B[1]/1e6, B[1]/A[1], m*1e6/A[1], m*1e6/B[1], A[2]/1e6, B[2]/1e6,
+            (A[2] > 0 ? sprintf("%.2f", B[2]/A[2]) : "-") }'
 done
 for c in "${CASES[@]}"; do
     [ -n "${T_QB[$c]:-}" ] && echo "${T_QB[$c]} ${T_QEMU[$c]}"
@@ -217,6 +218,7 @@ echo "(1 GiB virtual disks, 64 KiB clusters; times are the best of $RUNS by wall
 echo " include opening, the final flush command and closing; cache mode on both sides:"
 echo " write-back, no O_DIRECT, fdatasync at the flush command and at close (qemu-io"
 echo " -t writeback); MiB/s = data written per wall second; *_cpu = user+system CPU"
-echo " seconds of that run, all threads)"
+echo " seconds of the best run, all threads; cpu_ratio = qemu_cpu / qb_cpu, steadier than"
+echo " wall time when other work shares the machine)"
 echo
 finish
