@@ -108,15 +108,8 @@ static int empty_overlay(const qb_env *env, const char *overlay, const char *fmt
     qb_image *top;
     if (qb_cmd_open_rw(env, overlay, fmt, NULL, true, true, &top))
         return 1;
-    if (!top->is_qcow2 || top->q.h.version >= 3) {
-        qb_printf(&env->err, "%s: warning: %s keeps its clusters: emptying a version 3 image "
-                             "is not supported yet (its contents are unchanged)\n",
-                  env->program ? env->program : "qcowboot", overlay);
-        qb_image_close(top);
-        return 0;
-    }
     qb_err err = { 0, "" };
-    int r = qb_image_discard(top, 0, qb_image_size(top), &err);
+    int r = qb_image_make_empty(top, &err);
     qb_err ferr = { 0, "" };
     int fr = qb_image_close_flush(top, &ferr);
     if (r || fr) {

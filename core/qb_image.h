@@ -82,6 +82,9 @@ int qb_image_write_zeroes(qb_image *img, uint64_t off, uint64_t len, qb_err *err
  * they read as zeros on v3 images and from the backing file on v2 ones.
  * Parts of clusters are left alone. */
 int qb_image_discard(qb_image *img, uint64_t off, uint64_t len, qb_err *err);
+/* Drops everything this (top) layer holds, so that it reads as its backing
+ * file again (after a commit). */
+int qb_image_make_empty(qb_image *img, qb_err *err);
 /* Makes every completed write durable and the metadata on disk consistent. */
 int qb_image_flush(qb_image *img, qb_err *err);
 /* Flushes and closes the chain; returns the flush's result (the chain is

@@ -75,6 +75,16 @@ int qb_image_discard(qb_image *img, uint64_t off, uint64_t len, qb_err *err)
     return qcow2_discard(&img->q, off, len, img->backing != NULL, err);
 }
 
+int qb_image_make_empty(qb_image *img, qb_err *err)
+{
+    int r = check_write(img, 0, 0, "emptying", err);
+    if (r)
+        return r;
+    if (!img->is_qcow2)
+        return qb_err_set(err, QB_EUNSUPP, "%s: a raw image cannot be emptied", img->filename);
+    return qcow2_make_empty(&img->q, err);
+}
+
 int qb_image_write_compressed(qb_image *img, uint64_t off, const void *buf, size_t len,
                               qb_err *err)
 {

@@ -307,6 +307,8 @@ int qcow2_write(qcow2 *q, uint64_t off, const uint8_t *buf, size_t len, qcow2_fi
 int qcow2_write_zeroes(qcow2 *q, uint64_t off, uint64_t len, bool has_backing,
                        qcow2_fill_fn fill, void *fill_ctx, qb_err *err);
 int qcow2_discard(qcow2 *q, uint64_t off, uint64_t len, bool has_backing, qb_err *err);
+/* Every cluster unallocated: the layer reads as its backing file. */
+int qcow2_make_empty(qcow2 *q, qb_err *err);
 int qcow2_write_compressed(qcow2 *q, uint64_t off, const uint8_t *buf, size_t len,
                            qcow2_fill_fn fill, void *fill_ctx, qb_err *err);
 

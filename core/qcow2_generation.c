@@ -207,7 +207,25 @@ typedef struct gen_plan {
     uint32_t nb_snaps;
     uint64_t snap_table_offset; /* where their table is (already written) */
     uint64_t snap_table_size;
+    bool leaks_only;            /* repair: lower refcounts only, keep flags */
 } gen_plan;
+
+/* Leaks-only repair keeps refcounts that are too low (as `qemu-img check
+ * -r leaks` leaves corruptions alone): the old value where it is smaller. */
+static int keep_low_refcounts(gen *g, qb_err *err)
+{
+    qcow2 *q = g->q;
+    uint64_t end = g->old_end >> q->h.cluster_bits;
+    for (uint64_t c = 0; c < end && c < g->rc_len; c++) {
+        uint64_t old;
+        int r = qcow2_get_refcount(q, c, &old, err);
+        if (r)
+            return r;
+        if (old < g->rc[c])
+            g->rc[c] = (uint32_t)old;
+    }
+    return QB_OK;
+}
 
 static int put_refcount(uint8_t *block, uint64_t index, unsigned order, uint64_t v)
 {
@@ -238,7 +256,7 @@ static int build_and_switch(gen *g, gen_plan *p, qb_err *err)
         l1_ref s = { p->snaps[i].l1_offset, NULL, p->snaps[i].l1_size };
         r = count_l1(g, &s, false, err);
     }
-    if (!r)
+    if (!r && !p->leaks_only)
         r = fix_copied_flags(g, p->l1, p->l1_size, err);
     if (r)
         return r;
@@ -259,7 +277,7 @@ static int build_and_switch(gen *g, gen_plan *p, qb_err *err)
         r = count(g, p->snap_table_offset, p->snap_table_size, "snapshot table", err);
     if (r)
         return r;
-    for (uint32_t i = 0; i < p->l1_size; i++) {
+    for (uint32_t i = 0; i < p->l1_size && !p->leaks_only; i++) {
         uint64_t off = p->l1[i] & QCOW2_L1E_OFFSET_MASK;
         p->l1[i] = off ? (rc_of(g, off) == 1 ? off | QCOW2_OFLAG_COPIED : off) : 0;
     }
@@ -288,6 +306,11 @@ static int build_and_switch(gen *g, gen_plan *p, qb_err *err)
         r = count(g, rb_off, nb * cs, "refcount blocks", err);
     if (r)
         return r;
+    if (p->leaks_only) {
+        r = keep_low_refcounts(g, err);
+        if (r)
+            return r;
+    }
     uint64_t max = qcow2_refcount_max(q);
     for (uint64_t c = 0; c < g->rc_len; c++)
         if (g->rc[c] > max)
@@ -673,12 +696,66 @@ int qcow2_snapshot_apply(qcow2 *q, const char *key, qb_err *err)
     return r;
 }
 
+/* Whether some cluster of the image as it is has a refcount below its
+ * references (what a leaks-only repair must leave alone). */
+static int has_low_refcounts(qcow2 *q, uint64_t old_end, bool *low, qb_err *err)
+{
+    gen g;
+    memset(&g, 0, sizeof(g));
+    g.q = q;
+    g.old_end = old_end;
+    g.bump = (old_end + q->cluster_size - 1) & ~(q->cluster_size - 1);
+    g.table = qb_malloc(&q->alloc, (size_t)q->cluster_size);
+    if (!g.table)
+        return qb_err_set(err, QB_ENOMEM, "%s: no memory", q->filename);
+    l1_ref active = { q->l1_offset, q->l1, q->l1_size };
+    int r = count(&g, 0, q->cluster_size, "header", err);
+    if (!r)
+        r = count_l1(&g, &active, true, err);
+    for (uint32_t i = 0; i < q->nb_snapshots && !r; i++) {
+        l1_ref s = { q->snapshots[i].l1_offset, NULL, q->snapshots[i].l1_size };
+        r = count_l1(&g, &s, true, err);
+    }
+    if (!r && q->nb_snapshots)
+        r = count(&g, q->h.snapshots_offset, q->snapshots_size, "snapshot table", err);
+    if (!r)
+        r = count(&g, q->h.refcount_table_offset,
+                  (uint64_t)q->h.refcount_table_clusters << q->h.cluster_bits, "refcount table",
+                  err);
+    for (uint64_t i = 0; i < q->reftable_entries && !r; i++)
+        if (q->reftable[i] & QCOW2_REFT_OFFSET_MASK)
+            r = count(&g, q->reftable[i] & QCOW2_REFT_OFFSET_MASK, q->cluster_size,
+                      "refcount block", err);
+    *low = false;
+    for (uint64_t c = 0; c < g.rc_len && !r && !*low; c++) {
+        uint64_t old;
+        r = qcow2_get_refcount(q, c, &old, err);
+        *low = !r && old < g.rc[c];
+    }
+    gen_end(&g, NULL);
+    return r;
+}
+
 int qcow2_repair(qcow2 *q, int mode, qb_err *err)
 {
-    (void)mode;   /* both modes rebuild exact refcounts from the tables */
     gen g;
     gen_plan p;
     memset(&p, 0, sizeof(p));
+    if (mode == QB_REPAIR_LEAKS) {
+        /* As qemu-img: with no refcount too low, lowering the others makes
+         * them exact, and COPIED flags are then safe to repair too. */
+        int r = qcow2_prepare_write(q, err);
+        if (!r)
+            r = qcow2_flush_meta(q, err);
+        uint64_t real = 0;
+        if (!r)
+            r = qb_backend_size(q->file, &real, err);
+        if (!r)
+            r = has_low_refcounts(q, real > q->alloc_end ? real : q->alloc_end, &p.leaks_only,
+                                  err);
+        if (r)
+            return r;
+    }
     int r = gen_begin(q, &g, err);
     if (!r) {
         p.l1 = copy_l1(q, q->l1, q->l1_size);

@@ -359,7 +359,11 @@ int qcow2_write(qcow2 *q, uint64_t off, const uint8_t *buf, size_t len, qcow2_fi
 }
 
 /* Whole-cluster zeroing and discarding change entries only. */
-typedef enum { OP_ZERO, OP_DISCARD } entry_op;
+typedef enum {
+    OP_ZERO,
+    OP_DISCARD,         /* reads zeros (v3) or the backing file (v2) */
+    OP_UNMAP,           /* unallocated: reads the backing file */
+} entry_op;
 
 static int change_entries(wctx *w, uint64_t off, uint64_t len, entry_op op, bool has_backing,
                           qb_err *err)
@@ -369,8 +373,8 @@ static int change_entries(wctx *w, uint64_t off, uint64_t len, entry_op op, bool
     uint64_t cs = q->cluster_size;
     bool ext = q->l2_entry_size == 16;
     uint64_t l1i = off >> (cbits + q->l2_bits);
-    if (op == OP_DISCARD && !(q->l1[l1i] & QCOW2_L1E_OFFSET_MASK) && !has_backing)
-        return QB_OK;   /* nothing there to drop, and it reads zeros already */
+    if (op != OP_ZERO && !(q->l1[l1i] & QCOW2_L1E_OFFSET_MASK) && (!has_backing || op == OP_UNMAP))
+        return QB_OK;   /* nothing there to drop */
     uint8_t *t;
     int r = l2_for_write(q, l1i, &t, err);
     if (r)
@@ -388,6 +392,9 @@ static int change_entries(wctx *w, uint64_t off, uint64_t len, entry_op op, bool
             nbm = ext ? 0xffffffffull << 32 : 0;
         } else if (op == OP_DISCARD && !has_backing && !allocated) {
             continue;           /* unallocated or zero, no backing: reads zeros */
+        } else if (op == OP_UNMAP) {
+            ne = 0;
+            nbm = 0;
         } else if (ext) {
             ne = 0;
             nbm = 0xffffffffull << 32;
@@ -530,8 +537,20 @@ int qcow2_discard(qcow2 *q, uint64_t off, uint64_t len, bool has_backing, qb_err
     uint64_t cs = q->cluster_size;
     uint64_t a = (off + cs - 1) & ~(cs - 1);
     uint64_t b = off + len >= q->size ? off + len : (off + len) & ~(cs - 1);
-    if (b > a)
+    /* Without zero flags, dropping a cluster would expose the backing
+     * file's older data: QEMU ignores such discards, and so do we. */
+    bool exposes_backing = q->h.version < 3 && has_backing;
+    if (b > a && !exposes_backing)
         r = for_each_table(&w, a, b - a, OP_DISCARD, has_backing, err);
+    return finish(&w, r, err);
+}
+
+int qcow2_make_empty(qcow2 *q, qb_err *err)
+{
+    wctx w;
+    int r = begin(q, &w, NULL, NULL, err);
+    if (!r)
+        r = for_each_table(&w, 0, q->size, OP_UNMAP, true, err);
     return finish(&w, r, err);
 }
 

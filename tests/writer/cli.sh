@@ -287,10 +287,8 @@ assert d == bytes([7])*5 + bytes([9])*3 + bytes([7])*(65536-8), 'raw contents'" 
     && pass "io: raw contents" || fail "io: raw contents" "$(short $O/py)"
 
 # commit: the backing file ends up as the overlay read; the overlay still
-# reads the same. It is emptied unless -d, where the writer can drop
-# clusters so that they read from the backing file again: version 2 images
-# only for now (a discarded cluster of a version 3 image reads as zeros), so
-# a version 3 overlay keeps its clusters, with a warning.
+# reads the same. It is emptied unless -d: every cluster unallocated, so
+# that it reads from the backing file again.
 commit_case() {
     local name=$1 compat=$2 keep=$3 emptied=$4 warning=${5:-}
     mk cb.qcow2 2M -o compat=$compat
@@ -317,7 +315,7 @@ commit_case() {
 }
 commit_case "commit (v2)" 0.10 "" yes
 commit_case "commit -d (v2)" 0.10 "-d" no
-commit_case "commit (v3)" 1.1 "" no "co.qcow2 keeps its clusters: emptying a version 3 image is not supported yet"
+commit_case "commit (v3)" 1.1 "" yes
 commit_case "commit -d (v3)" 1.1 "-d" no
 expect "commit -q" 0 "" "" commit -q -d co.qcow2
 [ -s "$O/out" ] && fail "commit -q prints nothing" "$(short $O/out)" || pass "commit -q prints nothing"
