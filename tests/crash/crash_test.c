@@ -6,8 +6,9 @@
  * the workload runs again with a crash at call k, for k over every call or
  * a stride through them that always includes the calls around each flush.
  * From each crash, a few images a reboot could find (the durable state plus
- * none, all, or random subsets of the writes since the last backend flush)
- * are checked:
+ * none, all, or a random subset of the writes since the last backend flush,
+ * or a random subset of their 512-byte sectors: fault_backend.h) are
+ * checked:
  *   - by `qemu-img check`: no corruption (leaked clusters are fine), run in
  *     batches two at a time while the next images are made;
  *   - by the engine, read-only: every byte not touched since the last
@@ -34,7 +35,7 @@
 #include "qemu_check.h"
 
 #define MAX_DETAILS 6
-#define SEEDS_PER_POINT 4      /* none, all, and two random subsets */
+#define SEEDS_PER_POINT 4      /* none, all, a random subset, torn writes */
 
 typedef struct group {
     const wl_setup *su;
@@ -279,7 +280,7 @@ static void crash_points(group *g, fault_disk *d, model *m, const uint64_t *pts,
 {
     const wl_setup *su = g->su;
     double t0 = now();
-    char why[1024], label[128], path[1024];
+    char why[1024], label[128], path[1024], out[4096];
     group_reset(g);
     checker ck;
     checker_init(&ck, workdir, check_failed, g);
@@ -298,8 +299,10 @@ static void crash_points(group *g, fault_disk *d, model *m, const uint64_t *pts,
                        (unsigned long long)k, (unsigned long long)d->calls);
             continue;
         }
-        unsigned nseeds = d->npend >= 2 ? SEEDS_PER_POINT : d->npend == 1 ? 2 : 1;
-        for (uint64_t seed = 0; seed < nseeds; seed++) {
+        for (uint64_t seed = 0; seed < SEEDS_PER_POINT; seed++) {
+            /* Nothing pending: only the durable image; one pending: no subsets. */
+            if ((seed >= 1 && d->npend == 0) || (seed == 2 && d->npend < 2))
+                continue;
             uint64_t key;
             const byte_buf *img = fault_disk_crash_image(d, seed, &scratch, &key);
             images++;
@@ -313,6 +316,14 @@ static void crash_points(group *g, fault_disk *d, model *m, const uint64_t *pts,
             }
             if (!hash_set_add(&seen, key))
                 continue;
+            /* The engine's check must agree that nothing is corrupt. */
+            int rc = engine_check(su, img->p, (size_t)img->size, out, sizeof(out));
+            if (rc != 0 && rc != 3) {
+                char summary[400];
+                check_summary(out, summary, sizeof(summary));
+                group_fail(g, "%s: qcowboot check exit %d: %s", label, rc, summary);
+                keep_file(g, label, img->p, (size_t)img->size, NULL);
+            }
             snprintf(path, sizeof(path), "%s/k%llu-s%llu.qcow2", su->dir, (unsigned long long)k,
                      (unsigned long long)seed);
             if (!write_sparse_file(path, img->p, (size_t)img->size)) {
@@ -325,7 +336,7 @@ static void crash_points(group *g, fault_disk *d, model *m, const uint64_t *pts,
     checker_drain(&ck);
     char what[160];
     snprintf(what, sizeof(what), "%zu crash points, %zu crashed images (%zu distinct, "
-             "qemu-img check)", npts, images, ck.checked);
+             "qemu-img check and qcowboot check)", npts, images, ck.checked);
     group_report(g, what, now() - t0);
     byte_buf_free(&scratch);
     free(seen.h);
@@ -349,10 +360,10 @@ static void write_again(group *g, fault_disk *d, model *m, const uint64_t *pts, 
             continue;
         }
         tried++;
-        const byte_buf *img = fault_disk_crash_image(d, 2, &scratch, &key);
-        snprintf(label, sizeof(label), "k=%llu seed=2 rewritten", (unsigned long long)k);
+        const byte_buf *img = fault_disk_crash_image(d, 3, &scratch, &key);
+        snprintf(label, sizeof(label), "k=%llu seed=3 rewritten", (unsigned long long)k);
         if (!write_after_crash(su, img->p, (size_t)img->size, m, &result, why, sizeof(why))) {
-            group_fail(g, "k=%llu seed=2: %s", (unsigned long long)k, why);
+            group_fail(g, "k=%llu seed=3: %s", (unsigned long long)k, why);
             keep_file(g, label, img->p, (size_t)img->size, NULL);
             continue;
         }
@@ -362,7 +373,7 @@ static void write_again(group *g, fault_disk *d, model *m, const uint64_t *pts, 
         if (rc != 0 && rc != 3) {
             char summary[400];
             check_summary(out, summary, sizeof(summary));
-            group_fail(g, "k=%llu seed=2, written after the crash: qemu-img check exit %d: %s",
+            group_fail(g, "k=%llu seed=3, written after the crash: qemu-img check exit %d: %s",
                        (unsigned long long)k, rc, summary);
             keep_file(g, label, img->p, (size_t)img->size, NULL);
         }

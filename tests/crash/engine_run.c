@@ -6,6 +6,7 @@
 #include "count_alloc.h"
 #include "engine_run.h"
 #include "pattern.h"
+#include "qb_cmd.h"
 #include "qb_image.h"
 
 static bool failf(char *why, size_t whylen, const char *fmt, ...)
@@ -518,4 +519,68 @@ bool write_after_crash(const wl_setup *su, const uint8_t *image, size_t len, mod
     free(disk);
     free(buf);
     return ok;
+}
+
+/* ---- the engine's check ---- */
+
+typedef struct check_files {
+    const wl_setup *su;
+    const uint8_t *image;
+    size_t len;
+    qb_mem_backend mb;
+    bool image_open;
+} check_files;
+
+/* The image by its name from memory, anything else from the workload's
+ * backing files. */
+static int check_open(void *ctx, const char *relative_to, const char *name, bool writable,
+                      qb_backend **out, char *resolved, qb_err *err)
+{
+    check_files *c = ctx;
+    if (!relative_to && strcmp(name, c->su->image_name) == 0 && !writable && !c->image_open) {
+        qb_mem_backend_init(&c->mb, c->image, c->len);
+        c->image_open = true;
+        snprintf(resolved, QB_PATH_MAX, "%s", name);
+        *out = &c->mb.base;
+        return QB_OK;
+    }
+    qb_opener o = mem_files_opener((mem_files *)&c->su->files);
+    return o.open(o.ctx, relative_to, name, writable, out, resolved, err);
+}
+
+typedef struct text_buf {
+    char *p;
+    size_t n, cap;
+} text_buf;
+
+static void text_write(void *ctx, const char *s, size_t n)
+{
+    text_buf *t = ctx;
+    for (size_t i = 0; i < n && t->n + 1 < t->cap; i++)
+        t->p[t->n++] = s[i];
+    t->p[t->n] = 0;
+}
+
+int engine_check(const wl_setup *su, const uint8_t *image, size_t len, char *out,
+                 size_t outlen)
+{
+    check_files files = { su, image, len, { { NULL }, NULL, 0 }, false };
+    count_alloc ca;
+    text_buf text = { out, 0, outlen };
+    out[0] = 0;
+    qb_env env;
+    memset(&env, 0, sizeof(env));
+    env.alloc = count_alloc_make(&ca);
+    env.opener = (qb_opener){ &files, check_open, NULL };
+    env.out = (qb_out){ &text, text_write };
+    env.err = (qb_out){ &text, text_write };
+    env.program = "crash_test";
+    char check[] = "check", fmt[] = "-f", qcow2[] = "qcow2";
+    char *argv[] = { check, fmt, qcow2, (char *)su->image_name, NULL };
+    int rc = qb_cmd_main(&env, 4, argv);
+    if (ca.live || ca.blocks) {
+        snprintf(out, outlen, "leak: %zu bytes in %zu blocks after check", ca.live, ca.blocks);
+        return -1;
+    }
+    return rc;
 }

@@ -62,6 +62,12 @@ bool run_workload(const wl_setup *su, fault_disk *d, model *m, const run_opts *o
 bool verify_image(const wl_setup *su, const uint8_t *image, size_t len, model *m,
                   char *why, size_t whylen);
 
+/* The engine's own `check` of image (as the workload's image file): its
+ * exit status (0 clean, 2 corruptions, 3 leaks only, ...) and, for
+ * statuses other than 0 and 3, its output in out. */
+int engine_check(const wl_setup *su, const uint8_t *image, size_t len, char *out,
+                 size_t outlen);
+
 /* Runs `cmd` with sh; false with its exit status and output in why. */
 bool run_shell(const char *cmd, char *why, size_t whylen);
 

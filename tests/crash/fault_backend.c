@@ -252,9 +252,24 @@ const byte_buf *fault_disk_crash_image(const fault_disk *d, uint64_t seed, byte_
     byte_buf_set(scratch, d->dur.p, d->dur.size);
     uint64_t s = seed * 0x2545F4914F6CDD1Dull;
     for (size_t i = 0; i < d->npend; i++) {
-        if (next_random(&s) & 1) {
-            apply_change(scratch, d, &d->pend[i]);
-            h = mix(h, d->pend[i].call);
+        const pending_change *c = &d->pend[i];
+        if (seed == 2 || c->resize) {
+            if (next_random(&s) & 1) {
+                apply_change(scratch, d, c);
+                h = mix(h, c->call);
+            }
+            continue;
+        }
+        /* Torn: the write's sectors one by one. */
+        for (uint64_t pos = c->off; pos < c->off + c->len;) {
+            uint64_t end = (pos / FAULT_SECTOR + 1) * FAULT_SECTOR;
+            if (end > c->off + c->len)
+                end = c->off + c->len;
+            if (next_random(&s) & 1) {
+                byte_buf_write(scratch, pos, d->log.p + c->data + (pos - c->off), end - pos);
+                h = mix(mix(h, c->call), pos);
+            }
+            pos = end;
         }
     }
     *key = h;

@@ -43,6 +43,8 @@ typedef struct pending_change {
  * rather than run out of memory. */
 #define FAULT_DISK_MAX (1ull << 30)
 
+#define FAULT_SECTOR 512
+
 /* What each counted call was, in order, for choosing crash points. */
 enum { CALL_WRITE = 'W', CALL_FLUSH = 'F', CALL_RESIZE = 'S' };
 
@@ -72,12 +74,16 @@ qb_backend *fault_disk_backend(fault_disk *d);
 
 /*
  * The image after a power cut now: durable state plus the pending changes
- * selected by `seed` (0: none of them, 1: all of them, other: each with
- * probability 1/2 from a PRNG seeded with seed), in order. Returns the
- * durable or current image itself for seeds 0 and 1, else builds it in
- * `scratch`. *key identifies the image by how it was made (the flushes
- * before it and the calls applied on top): runs of a deterministic
- * workload that give the same key give the same bytes.
+ * selected by `seed`, in order:
+ *   0     none of them
+ *   1     all of them
+ *   2     each with probability 1/2 (a PRNG seeded with seed)
+ *   3...  each 512-byte sector of each write with probability 1/2: a disk
+ *         keeps whole sectors, not whole writes
+ * Returns the durable or current image itself for seeds 0 and 1, else
+ * builds it in `scratch`. *key identifies the image by how it was made
+ * (the flushes before it and the calls and sectors applied on top): runs
+ * of a deterministic workload that give the same key give the same bytes.
  */
 const byte_buf *fault_disk_crash_image(const fault_disk *d, uint64_t seed, byte_buf *scratch,
                                        uint64_t *key);

@@ -210,9 +210,9 @@ static void build_snapshots(const workload *w, step_list *l)
 static void build_compressed(const workload *w, step_list *l)
 {
     uint64_t cs = w->cluster_size;
-    for (uint64_t c = 0; c < 40; c++) {
+    for (uint64_t c = 0; c < 16; c++) {
         add(l, STEP_WRITE_COMPRESSED, c * cs, cs);
-        if (c % 10 == 9)
+        if (c % 4 == 3)
             flush_(l);
     }
     write_(l, 3 * cs + 1000, 5000);                /* inside a compressed cluster */
