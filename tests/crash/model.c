@@ -159,10 +159,11 @@ void model_discard(model *m, uint64_t off, uint64_t len)
     uint64_t end = (off + len) / cs * cs;
     if (end <= start)
         return;
+    /* Without zero flags (v2) a discard would expose the backing file's
+     * older data: the engine ignores it then, as QEMU does. */
     if (m->v2 && m->base)
-        memcpy(m->cur + start, m->base + start, end - start);
-    else
-        memset(m->cur + start, 0, end - start);
+        return;
+    memset(m->cur + start, 0, end - start);
     touch(m, start, end - start);
 }
 

@@ -45,7 +45,7 @@ typedef struct snap_model {
 typedef struct model {
     uint64_t size;
     uint64_t cluster_size;
-    bool v2;                  /* discarded clusters read from the backing file */
+    bool v2;                  /* discards over a backing file are ignored */
     const uint8_t *base;      /* backing content, size bytes; NULL: none */
     uint8_t *cur;             /* now */
     uint8_t *dur;             /* at the last completed flush */
@@ -67,7 +67,8 @@ void model_free(model *m);
 
 void model_write(model *m, uint64_t off, const uint8_t *data, uint64_t len);
 void model_zero(model *m, uint64_t off, uint64_t len);
-/* Whole clusters inside the range: zeros, or the backing file's bytes on v2. */
+/* Whole clusters inside the range read as zeros; nothing changes on a v2
+ * image with a backing file (no zero flag: the discard is ignored). */
 void model_discard(model *m, uint64_t off, uint64_t len);
 /* A flush completed: everything so far is durable. */
 void model_flushed(model *m);
