@@ -260,6 +260,7 @@ bool run_workload(const wl_setup *su, fault_disk *d, model *m, const run_opts *o
     base_opts(&oo, su, alloc, &opener, &wl);
     oo.file = fault_disk_backend(d);
     oo.writable = true;
+    oo.writethrough = su->w->writethrough;
     if (o->trace)
         o->trace->n = 0;
 
@@ -292,6 +293,9 @@ bool run_workload(const wl_setup *su, fault_disk *d, model *m, const run_opts *o
         }
         if (o->readback)
             ok = readback(img, s, m, buf, why, whylen);
+        if (su->w->writethrough && s->kind != STEP_SNAP_CREATE && s->kind != STEP_SNAP_DELETE &&
+            s->kind != STEP_SNAP_APPLY)
+            model_flushed(m);   /* the write returned: it is durable */
     }
     if (img && ok && !d->crashed) {
         r = qb_image_close_flush(img, &err);

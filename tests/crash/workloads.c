@@ -279,6 +279,12 @@ static void build_v2(const workload *w, step_list *l)
     mixed(w, l, 14, 20, 6, 1, 150000);
 }
 
+/* No flush steps: in writethrough mode each call is durable when it returns. */
+static void build_writethrough(const workload *w, step_list *l)
+{
+    mixed(w, l, 21, 36, 1000, 1, 100000);
+}
+
 const workload workloads[] = {
     { .name = "sequential", .size = 12 * MiB, .cluster_size = 64 * KiB,
       .opts = "cluster_size=65536", .build = build_sequential },
@@ -302,6 +308,9 @@ const workload workloads[] = {
       .base_opts = "cluster_size=4096", .build = build_extended_l2 },
     { .name = "compressed", .size = 4 * MiB, .cluster_size = 64 * KiB,
       .opts = "cluster_size=65536", .leaves_compressed = true, .build = build_compressed },
+    { .name = "writethrough", .size = 4 * MiB, .cluster_size = 64 * KiB,
+      .opts = "cluster_size=65536", .base_size = 2 * MiB, .base_opts = "cluster_size=65536",
+      .writethrough = true, .build = build_writethrough },
     { .name = "v2", .size = 4 * MiB, .cluster_size = 64 * KiB, .v2 = true,
       .opts = "compat=0.10,cluster_size=65536", .base_size = 3 * MiB,
       .base_opts = "compat=0.10,cluster_size=65536", .build = build_v2 },

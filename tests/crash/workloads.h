@@ -47,6 +47,9 @@ typedef struct workload {
     size_t l2_cache;
     /* The workload must make the image outgrow its first refcount table. */
     bool grows_refcount_table;
+    /* Opened with opts.writethrough: every write, zeroes or discard that
+     * returned success is durable (the firmware's mode). */
+    bool writethrough;
     /* The final image must hold compressed clusters. */
     bool leaves_compressed;
     void (*build)(const struct workload *w, step_list *out);
