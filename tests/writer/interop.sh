@@ -28,8 +28,9 @@
 #   repair ...           images qemu left dirty or leaking, repaired
 #
 # Images live in a temporary directory under build/tests/, removed at the end
-# (QB_KEEP=1 keeps it; QB_ONLY=REGEX runs only the matching cases). Backing files are named relative to the overlay
-# (../base/...), and every tool runs from the temporary directory.
+# (QB_KEEP=1 keeps it; QB_ONLY=REGEX runs only the cases whose names match).
+# Backing files are named relative to the overlay (../base/...), and every
+# tool runs from the temporary directory.
 set -u
 QB=${QB:-$(cd "$(dirname "$0")/../.." && pwd)/build/host-san/qcowboot}
 . "$(dirname "$0")/../lib.sh"
@@ -41,6 +42,9 @@ RUN_LOG=$T/run.log
 cd "$T" || exit 1
 
 require_qb
+# A private copy of the CLI: the shared build directory may be relinked
+# while the suite runs.
+cp "$QB" "$T/qcowboot" && QB=$T/qcowboot
 
 # The disk most cases use: 6 MiB + 7 KiB, so the last cluster is partial
 # for every cluster size above 4 KiB. Its data (mixed compressibility, some
@@ -51,7 +55,7 @@ mkdir -p base
 "${CONFTOOL[@]}" gendata base/src.raw $SIZE 11
 SETUP_LOG=$T/setup.log
 
-# QB_ONLY=REGEX runs only the cases whose names match it (for debugging).
+# selected NAME: the case is to run (QB_ONLY).
 selected() { [ -z "${QB_ONLY:-}" ] || [[ $1 =~ $QB_ONLY ]]; }
 
 # setup NAME CMD...: a construction step that must work; a failure is
@@ -390,6 +394,18 @@ zero_discard v3-qemu-created qemu:compat=1.1 b4k.qcow2:qcow2
 # then s1. After each step the image is clean, its disk and every remaining
 # snapshot's (qemu-img convert -l) are the model's, and qemu-img lists the
 # right snapshots. At the end qemu-io writes into it once more.
+# snap_step LABEL CMD...: one qcowboot command on img.qcow2 of the calling
+# case (its $name), then the image is clean.
+snap_step() {
+    local label=$1; shift
+    expect "$name: $label" "$@" && expect "$name: clean after $label" clean img.qcow2
+}
+# snap_writes N: the workload wN.ops by qcowboot io, and into the model
+# cur.raw (the calling case's $opts and $base).
+snap_writes() {
+    model w$1.ops cur.raw "$opts" "$base"
+    snap_step "writes $1" qb_io qcow2 img.qcow2 w$1.ops 1
+}
 snapshots() {
     local name="snapshots $1" start=$2 base=${3:-}
     selected "$name" || return
@@ -402,40 +418,31 @@ snapshots() {
         [ $i = 1 ] && [ "${start%%:*}" = qb ] && g=(--compress)
         gen_ops w$i.ops $((40 + i)) "$opts" $SIZE --ops 30 "${g[@]}"
     done
-    # step LABEL CMD...: one qcowboot command, then the image is clean.
-    step() {
-        local label=$1; shift
-        expect "$name: $label" "$@" && expect "$name: clean after $label" clean img.qcow2
-    }
-    writes() {   # writes N: the workload wN by qcowboot io, into the model too
-        model w$1.ops cur.raw "$opts" "$base"
-        step "writes $1" qb_io qcow2 img.qcow2 w$1.ops 1
-    }
-    writes 1
+    snap_writes 1
     cp cur.raw s1.raw
-    step "snapshot -c s1" qb_run snapshot -c s1 img.qcow2
-    writes 2
+    snap_step "snapshot -c s1" qb_run snapshot -c s1 img.qcow2
+    snap_writes 2
     cp cur.raw s2.raw
-    step "snapshot -c s2" qb_run snapshot -c s2 img.qcow2
-    writes 3
+    snap_step "snapshot -c s2" qb_run snapshot -c s2 img.qcow2
+    snap_writes 3
     expect "$name: disk = model" same qcow2 img.qcow2 raw cur.raw
     expect "$name: s1 = model" snapshot_same img.qcow2 s1 s1.raw
     expect "$name: s2 = model" snapshot_same img.qcow2 s2 s2.raw
     expect "$name: qemu-img lists s1 s2" snapshots_are img.qcow2 s1 s2
 
     cp s1.raw cur.raw
-    step "snapshot -a s1" qb_run snapshot -a s1 img.qcow2
+    snap_step "snapshot -a s1" qb_run snapshot -a s1 img.qcow2
     expect "$name: disk = s1 after apply" same qcow2 img.qcow2 raw cur.raw
-    writes 4
+    snap_writes 4
     expect "$name: disk = model after writes over shared clusters" same qcow2 img.qcow2 raw cur.raw
     expect "$name: s1 unchanged by them" snapshot_same img.qcow2 s1 s1.raw
     expect "$name: s2 unchanged by them" snapshot_same img.qcow2 s2 s2.raw
 
-    step "snapshot -d s2" qb_run snapshot -d s2 img.qcow2
+    snap_step "snapshot -d s2" qb_run snapshot -d s2 img.qcow2
     expect "$name: qemu-img lists s1" snapshots_are img.qcow2 s1
     expect "$name: s1 = model after deleting s2" snapshot_same img.qcow2 s1 s1.raw
     expect "$name: disk = model after deleting s2" same qcow2 img.qcow2 raw cur.raw
-    step "snapshot -d s1" qb_run snapshot -d s1 img.qcow2
+    snap_step "snapshot -d s1" qb_run snapshot -d s1 img.qcow2
     expect "$name: no snapshots left" snapshots_are img.qcow2
     expect "$name: disk = model after deleting s1" same qcow2 img.qcow2 raw cur.raw
 
