@@ -11,6 +11,7 @@
  * checked:
  *   - by `qemu-img check`: no corruption (leaked clusters are fine), run in
  *     batches two at a time while the next images are made;
+ *   - by the engine's own check (as `qcowboot check`): the same verdict;
  *   - by the engine, read-only: every byte not touched since the last
  *     completed qb_image_flush reads as the model says, snapshots are there
  *     (or gone) as the model says and read as when they were taken.
@@ -20,8 +21,9 @@
  *   crash_test WORKDIR [--only NAME] [--points N] [--keep DIR]
  *
  * Prints `ok   NAME` / `FAIL NAME: why` lines (details indented below);
- * exits non-zero if anything failed. --keep saves every image that failed
- * (with its backing file) for reproduction.
+ * exits non-zero if anything failed. A failure names the workload, the
+ * crash point k and the seed; --keep saves every image that failed (with
+ * its backing file) for reproduction.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -367,9 +369,16 @@ static void write_again(group *g, fault_disk *d, model *m, const uint64_t *pts, 
             keep_file(g, label, img->p, (size_t)img->size, NULL);
             continue;
         }
+        int rc = engine_check(su, result.p, (size_t)result.size, out, sizeof(out));
+        if (rc != 0 && rc != 3) {
+            char summary[400];
+            check_summary(out, summary, sizeof(summary));
+            group_fail(g, "k=%llu seed=3, written after the crash: qcowboot check exit %d: %s",
+                       (unsigned long long)k, rc, summary);
+        }
         snprintf(path, sizeof(path), "%s/rewritten.qcow2", su->dir);
         write_sparse_file(path, result.p, (size_t)result.size);
-        int rc = qemu_check_now(path, out, sizeof(out));
+        rc = qemu_check_now(path, out, sizeof(out));
         if (rc != 0 && rc != 3) {
             char summary[400];
             check_summary(out, summary, sizeof(summary));
