@@ -8,8 +8,10 @@
  *   4-byte little-endian length S, S bytes of the image,
  *   4-byte little-endian length B, B bytes of the second file (the backing
  *   file or external data file: every name but "image" opens it),
- *   then the operations: one byte choosing the window (below), then
- *   8 bytes per operation (at most FUZZ_MAX_OPS):
+ *   then the operations: one byte whose bit 0 chooses the window (below)
+ *   and whose bits 1-7, F, make the image's file fail from its 3*F-th
+ *   write, flush or resize on (F = 0: never), then 8 bytes per operation
+ *   (at most FUZZ_MAX_OPS):
  *     byte 0   bits 0-2: 0-2 write, 3 write_zeroes, 4 discard, 5 flush,
  *                        6 snapshot create, 7 snapshot delete
  *              bits 3-4: alignment of offset and length: none, 512 bytes,
@@ -35,10 +37,15 @@
  * At the end the image is closed with a flush and, if that succeeded,
  * opened again read-only: it must open and read as the model says.
  *
+ * When the file failed (a crash: nothing after it reaches the file), the
+ * image is closed without a flush and must still open read-only, pass the
+ * engine's check (leaks allowed), and read as the model says wherever
+ * nothing was written since the last flush that succeeded.
+ *
  * Aborts (findings) beyond the sanitizers': data that disagrees with the
  * model, memory still allocated after the run (bounded, counting allocator
  * as in fuzz_image.c), an image that was written and flushed without error
- * but no longer opens.
+ * (or cut off by a failing file) but no longer opens or checks clean.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -119,7 +126,23 @@ typedef struct mem_file {
     uint64_t size, cap;
     bool writable;
     bool open;
+    uint64_t calls;      /* writes, flushes and resizes so far */
+    uint64_t fail_at;    /* the call that fails, and all after it; 0: none */
+    bool failed;
 } mem_file;
+
+/* Counts a call that changes the file; false once the file has failed. */
+static bool mf_call(mem_file *f, qb_err *err)
+{
+    f->calls++;
+    if (f->failed || (f->fail_at && f->calls >= f->fail_at)) {
+        f->failed = true;
+        qb_err_set(err, QB_EIO, "fuzz file: injected failure at call %llu",
+                   (unsigned long long)f->fail_at);
+        return false;
+    }
+    return true;
+}
 
 static int mf_read(qb_backend *b, uint64_t off, void *buf, size_t len, qb_err *err)
 {
@@ -159,6 +182,8 @@ static int mf_write(qb_backend *b, uint64_t off, const void *buf, size_t len, qb
     mem_file *f = (mem_file *)b;
     if (!f->writable)
         return qb_err_set(err, QB_EROFS, "fuzz file is read-only");
+    if (!mf_call(f, err))
+        return QB_EIO;
     if (off > FUZZ_FILE_LIMIT || len > FUZZ_FILE_LIMIT - off)
         return qb_err_set(err, QB_EFULL, "fuzz file full");
     if (off + len > f->size) {
@@ -172,6 +197,9 @@ static int mf_write(qb_backend *b, uint64_t off, const void *buf, size_t len, qb
 
 static int mf_flush(qb_backend *b, qb_err *err)
 {
+    mem_file *f = (mem_file *)b;
+    if (f->writable && !mf_call(f, err))
+        return QB_EIO;
     return QB_OK;
 }
 
@@ -186,6 +214,8 @@ static int mf_set_size(qb_backend *b, uint64_t size, qb_err *err)
     mem_file *f = (mem_file *)b;
     if (!f->writable)
         return qb_err_set(err, QB_EROFS, "fuzz file is read-only");
+    if (!mf_call(f, err))
+        return QB_EIO;
     return mf_resize(f, size, err);
 }
 
@@ -263,9 +293,16 @@ static void files_release(fuzz_files *f)
 
 /* ---- the model ---- */
 
+typedef struct range {
+    uint64_t off, len;
+} range;
+
 typedef struct window {
     uint64_t base, size;          /* the modelled part of the virtual disk */
     uint8_t *model;
+    uint8_t *durable;             /* the model at the last successful flush */
+    range touched[FUZZ_MAX_OPS];  /* written (or tried) since then */
+    unsigned ntouched;
     uint8_t *buf;                 /* FUZZ_MAX_LEN bytes */
     uint8_t *backing;             /* FUZZ_MAX_LEN bytes: the backing file's */
     bool compare;                 /* hold the engine to the model */
@@ -386,10 +423,22 @@ static op decode(const uint8_t *p, const window *w, uint64_t cluster)
 }
 
 /* Applies one operation; false when the engine refused it (stop there). */
+/* Everything the model says now is durable. */
+static void flushed(window *w)
+{
+    for (unsigned i = 0; i < w->ntouched; i++) {
+        const range *r = &w->touched[i];
+        memcpy(w->durable + (r->off - w->base), w->model + (r->off - w->base), (size_t)r->len);
+    }
+    w->ntouched = 0;
+}
+
 static bool apply(qb_image *img, window *w, const op *o, unsigned index)
 {
     qb_err err;
     uint8_t *m = w->model + (o->off - w->base);
+    if (o->kind <= 4 && w->ntouched < FUZZ_MAX_OPS)
+        w->touched[w->ntouched++] = (range){ o->off, o->len };   /* even if it fails */
     switch (o->kind) {
     case 0: case 1: case 2:
         fill(w->buf, o->off, (size_t)o->len, index * 131 + o->kind);
@@ -411,7 +460,10 @@ static bool apply(qb_image *img, window *w, const op *o, unsigned index)
         expect_model(img, w, o->off, (size_t)o->len, "discard");
         return true;
     case 5:
-        return qb_image_flush(img, &err) == QB_OK;
+        if (qb_image_flush(img, &err) != QB_OK)
+            return false;
+        flushed(w);
+        return true;
     case 6:
         return qb_image_snapshot_create(img, o->name, index, 0, &err) == QB_OK;
     default:
@@ -432,9 +484,46 @@ static void base_opts(qb_open_opts *o, qb_alloc alloc, const qb_opener *opener)
     o->filename = "image";
 }
 
+static bool image_consistent(fuzz_files *files, qb_alloc alloc);
+
+/* Where two buffers differ outside the touched ranges (w->base based), or n. */
+NO_COVERAGE static size_t diff_untouched(const window *w, const uint8_t *got,
+                                         const uint8_t *want, uint64_t pos, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t at = pos + i;
+        bool touched = false;
+        for (unsigned t = 0; t < w->ntouched && !touched; t++)
+            touched = at >= w->touched[t].off && at - w->touched[t].off < w->touched[t].len;
+        if (!touched && got[i] != want[i])
+            return i;
+    }
+    return n;
+}
+
+/* After the file failed: what was durable reads back. */
+static void expect_durable(qb_image *img, const window *w)
+{
+    qb_err err;
+    for (uint64_t done = 0; done < w->size;) {
+        size_t n = w->size - done < FUZZ_MAX_LEN ? (size_t)(w->size - done) : FUZZ_MAX_LEN;
+        if (qb_image_read(img, w->base + done, w->buf, n, &err) != QB_OK)
+            finding("read after the file failed: %s", err.msg);
+        size_t i = diff_untouched(w, w->buf, w->durable + done, w->base + done, n);
+        if (i < n)
+            finding("after the file failed: byte %llu reads 0x%02x, it was 0x%02x at the "
+                    "last flush that succeeded and not written since",
+                    (unsigned long long)(w->base + done + i), w->buf[i], w->durable[done + i]);
+        done += n;
+    }
+}
+
 /* The image written and closed with a successful flush must open again
- * and read as the model says. */
-static void reopen_and_compare(fuzz_files *files, qb_alloc alloc, window *w, uint64_t size)
+ * and read as the model says; one whose file failed must open again, pass
+ * the engine's check and read as the model did at the last successful
+ * flush, except where written since. */
+static void reopen_and_compare(fuzz_files *files, qb_alloc alloc, window *w, uint64_t size,
+                               bool file_failed)
 {
     qb_opener opener = { files, fuzz_open, NULL };
     qb_open_opts o;
@@ -446,15 +535,21 @@ static void reopen_and_compare(fuzz_files *files, qb_alloc alloc, window *w, uin
     qb_err err;
     if (qb_image_open(&img, &o, &err) != QB_OK) {
         fprintf(stderr, "fuzz_write: reopen: %s\n", err.msg);
-        finding("the image no longer opens after writes and a flush that succeeded "
-                "(%llu bytes of file)", (unsigned long long)files->image.size);
+        finding("the image no longer opens after %s (%llu bytes of file)",
+                file_failed ? "its file failed" : "writes and a flush that succeeded",
+                (unsigned long long)files->image.size);
     }
     if (qb_image_size(img) != size)
         finding("virtual size %llu after reopening, was %llu",
                 (unsigned long long)qb_image_size(img), (unsigned long long)size);
-    expect_model(img, w, w->base, (size_t)w->size, "reopen");
+    if (file_failed)
+        expect_durable(img, w);
+    else
+        expect_model(img, w, w->base, (size_t)w->size, "reopen");
     qb_image_close(img);
     mem_file_free(&ro);
+    if (file_failed && !image_consistent(files, alloc))
+        finding("the engine's check finds corruption after the file failed");
 }
 
 static void sink_out(void *ctx, const char *s, size_t n)
@@ -477,6 +572,28 @@ static bool image_consistent(fuzz_files *files, qb_alloc alloc)
     return rc == 0 || rc == 3;
 }
 
+/* An image whose file failed while it was being opened must still open
+ * and check clean. */
+static void reopen_after_failed_open(fuzz_files *files, qb_alloc alloc)
+{
+    qb_opener opener = { files, fuzz_open, NULL };
+    qb_open_opts o;
+    base_opts(&o, alloc, &opener);
+    mem_file ro;
+    mem_file_init(&ro, files->image.data, (size_t)files->image.size, false);
+    o.file = &ro.base;
+    qb_image *img;
+    qb_err err;
+    if (qb_image_open(&img, &o, &err) != QB_OK) {
+        fprintf(stderr, "fuzz_write: reopen: %s\n", err.msg);
+        finding("the image no longer opens after its file failed during a writable open");
+    }
+    qb_image_close(img);
+    mem_file_free(&ro);
+    if (!image_consistent(files, alloc))
+        finding("the engine's check finds corruption after the file failed during an open");
+}
+
 static void run_ops(fuzz_files *files, qb_alloc alloc, const uint8_t *ops, size_t nops_bytes)
 {
     bool compare = image_consistent(files, alloc);
@@ -485,12 +602,18 @@ static void run_ops(fuzz_files *files, qb_alloc alloc, const uint8_t *ops, size_
     base_opts(&o, alloc, &opener);
     o.file = &files->image.base;
     o.writable = true;
+    if (nops_bytes)
+        files->image.fail_at = (uint64_t)(ops[0] >> 1) * 3;
     qb_image *img;
     qb_err err;
-    if (qb_image_open(&img, &o, &err) != QB_OK)
+    if (qb_image_open(&img, &o, &err) != QB_OK) {
+        if (compare && files->image.failed)
+            reopen_after_failed_open(files, alloc);
         return;
+    }
     uint64_t size = qb_image_size(img);
-    window w = { 0 };
+    window w;
+    memset(&w, 0, sizeof(w));
     w.compare = compare;
     bool model_ok = false;
     if (size && nops_bytes) {
@@ -500,15 +623,18 @@ static void run_ops(fuzz_files *files, qb_alloc alloc, const uint8_t *ops, size_
             w.base = (size - w.size) / 65536 * 65536;
         w.size = size - w.base < FUZZ_WINDOW ? size - w.base : FUZZ_WINDOW;
         w.model = malloc((size_t)w.size);
+        w.durable = malloc((size_t)w.size);
         w.buf = malloc(FUZZ_MAX_LEN);
         w.backing = malloc(FUZZ_MAX_LEN);
-        if (!w.model || !w.buf || !w.backing)
+        if (!w.model || !w.durable || !w.buf || !w.backing)
             abort();
         model_ok = true;
         for (uint64_t done = 0; model_ok && done < w.size; done += FUZZ_MAX_LEN) {
             size_t n = w.size - done < FUZZ_MAX_LEN ? (size_t)(w.size - done) : FUZZ_MAX_LEN;
             model_ok = qb_image_read(img, w.base + done, w.model + done, n, &err) == QB_OK;
         }
+        if (model_ok)
+            memcpy(w.durable, w.model, (size_t)w.size);
     }
     bool all_ok = true;
     if (model_ok) {
@@ -525,10 +651,22 @@ static void run_ops(fuzz_files *files, qb_alloc alloc, const uint8_t *ops, size_
         if (all_ok)
             expect_model(img, &w, w.base, (size_t)w.size, "all operations");
     }
-    bool closed_ok = qb_image_close_flush(img, &err) == QB_OK;
-    if (compare && model_ok && all_ok && closed_ok)
-        reopen_and_compare(files, alloc, &w, size);
+    bool closed_ok = false;
+    if (files->image.failed) {
+        qb_image_close(img);   /* the crash: nothing more reaches the file */
+    } else {
+        closed_ok = qb_image_close_flush(img, &err) == QB_OK;
+        if (closed_ok && model_ok)
+            flushed(&w);
+    }
+    if (compare && model_ok && files->image.failed)
+        reopen_and_compare(files, alloc, &w, size, true);
+    else if (compare && files->image.failed)
+        reopen_after_failed_open(files, alloc);
+    else if (compare && model_ok && all_ok && closed_ok)
+        reopen_and_compare(files, alloc, &w, size, false);
     free(w.model);
+    free(w.durable);
     free(w.buf);
     free(w.backing);
 }

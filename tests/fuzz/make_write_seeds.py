@@ -6,8 +6,8 @@ becomes
     4-byte LE image length, image, 4-byte LE second-file length, second file,
     operations
 with a few operation lists (see fuzz_write.c for their encoding): one mixed
-list of every kind, one of writes and flushes only, and one at the end of
-the disk (odd window byte). Deterministic: the lists come from a PRNG seeded
+list of every kind, one of writes and flushes only whose file fails part
+way, and one at the end of the disk (odd window byte). Deterministic: the lists come from a PRNG seeded
 with the seed's name.
 
     make_write_seeds.py IMAGE_SEEDS_DIR OUTDIR
@@ -82,9 +82,11 @@ def main():
         files = struct.pack("<I", len(image)) + image + struct.pack("<I", len(second)) + second
         base = name[:-len(".seed")]
         r = random.Random(base)
+        # The first byte: bit 0 the window at the end, bits 1-7 the file's
+        # failure from call 3*F on (writes: at call 21).
         lists = {
             "mixed": b"\0" + b"".join(mixed(r, 24)),
-            "writes": b"\0" + b"".join(writes(r, 16)),
+            "writes": bytes([7 << 1]) + b"".join(writes(r, 16)),
             "end": b"\1" + b"".join(mixed(r, 12)),
         }
         for tag, ops in lists.items():
