@@ -72,6 +72,10 @@ setup "bases" qemu-img convert -c -O qcow2 -o cluster_size=64k,compression_type=
     base/src.raw base/zstd64k.qcow2
 setup "bases" qemu-img convert -c -O qcow2 -o cluster_size=4k,compression_type=zlib \
     base/src.raw base/zlib4k.qcow2
+# A backing file shorter than its overlays (2 MiB + 3 KiB): past its end
+# they read zeros. short-disk.raw is what such an overlay shows.
+head -c $((2 * 1024 * 1024 + 3 * 1024)) base/src.raw >base/short.raw
+cp base/short.raw base/short-disk.raw && truncate -s $SIZE base/short-disk.raw
 
 # ---------------------------------------------------------------------------
 # What an image configuration implies. OPTS is a qemu-img -o list.
@@ -108,9 +112,11 @@ make_start() {
 
 # start_ref START BASE DISK OUT: the raw disk of the starting image.
 start_ref() {
-    case $1 in
+    case $1:$2 in
     conv:* | convc:*) cp ../base/src.raw "$4" ;;
-    *) if [ -n "$2" ]; then cp ../base/src.raw "$4"; else zeros "$4" "$3"; fi ;;
+    *:) zeros "$4" "$3" ;;
+    *:short.raw:raw) cp ../base/short-disk.raw "$4" ;;
+    *) cp ../base/src.raw "$4" ;;
     esac
 }
 
@@ -195,6 +201,8 @@ GEN=--compress rand v3-c4k-backing "1 2" qb:cluster_size=4k b4k.qcow2:qcow2
 GEN=--compress rand v2-c64k-backing "1 2" qb:compat=0.10 b4k.qcow2:qcow2
 rand v2-c512-backing "1" qemu:compat=0.10,cluster_size=512 b4k.qcow2:qcow2
 rand v3-c64k-raw-backing "1" qb:compat=1.1 src.raw:raw
+GEN="--hot 2100224" rand v3-c16k-short-backing "1" qb:cluster_size=16k short.raw:raw
+GEN="--hot 2100224" rand xl2-c64k-short-backing "1" qb:extended_l2=on short.raw:raw
 
 # --- extended L2: partly written clusters keep reading from the backing file -
 GEN=--compress rand xl2-c64k-backing "1 2" qb:extended_l2=on b4k.qcow2:qcow2

@@ -34,6 +34,7 @@ gen options:
   --front BYTES    most commands fall into [0, front) (default 8 MiB); the
                    others land next to or across an L2 table boundary or the
                    disk's end
+  --hot OFF        one more place for them (e.g. a backing file's end)
 
 Discard in the model, as qemu 7.2 does it: only whole clusters inside the
 range change (a cluster cut by the disk's end counts as whole when the range
@@ -82,6 +83,7 @@ class Generator:
         # The first three and the last two L2 table boundaries, and the end.
         last = (self.size - 1) // span
         self.hot = sorted({k * span for k in (1, 2, 3, last - 1, last) if 0 < k <= last})
+        self.hot += [h for h in a.hot if 0 < h < self.size]
         self.hot.append(self.size)
         self.front = min(self.size, a.front)
 
@@ -208,6 +210,7 @@ def gen(argv):
     ap.add_argument("--no-zero", action="store_true")
     ap.add_argument("--bulk", type=int, default=0)
     ap.add_argument("--front", type=int, default=8 << 20)
+    ap.add_argument("--hot", type=int, action="append", default=[])
     a = ap.parse_args(argv)
     for op in Generator(a).run():
         print(op)
