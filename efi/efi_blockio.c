@@ -124,11 +124,20 @@ static int fill_from_image(void *ctx, uint64_t off, void *buf, size_t len, qb_er
     return qb_image_read(b->img, off, buf, len, err);
 }
 
+/* One write into the image, flushed when the engine does not flush it
+ * itself (it writes qcow2 images through, raw ones not). */
+static int image_write(qb_efi_blockio *b, uint64_t off, const void *buf, size_t len, qb_err *err)
+{
+    int r = qb_image_write(b->img, off, buf, len, err);
+
+    if (r == QB_OK && b->flush_each)
+        r = qb_image_flush(b->img, err);
+    return r;
+}
+
 static int drain_run(void *ctx, uint64_t off, const void *buf, size_t len, qb_err *err)
 {
-    qb_efi_blockio *b = ctx;
-
-    return qb_image_write(b->img, off, buf, len, err);
+    return image_write(ctx, off, buf, len, err);
 }
 
 /* Writes what waits in the overlay into the image. Only where the FAT
@@ -246,7 +255,7 @@ static EFI_STATUS EFIAPI bio_write(EFI_BLOCK_IO_PROTOCOL *this, UINT32 media_id,
         /* Older writes first, or reads would see them over this one. */
         report(b, &b->write_errors, "write", size, lba, &err);
         st = status_of(err.code);
-    } else if (qb_image_write(b->img, lba * QB_EFI_BLOCK_SIZE, buf, size, &err) < 0) {
+    } else if (image_write(b, lba * QB_EFI_BLOCK_SIZE, buf, size, &err) < 0) {
         report(b, &b->write_errors, "write", size, lba, &err);
         st = status_of(err.code);
     }
@@ -330,6 +339,7 @@ int qb_efi_blockio_init(qb_efi_blockio *b, qb_image *img, const char *name, cons
     b->env = env;
     b->mode = mode;
     b->next_report = REPORT_STEP;
+    b->flush_each = mode == QB_EFI_READ_WRITE && strcmp(qb_image_format(img), "qcow2") != 0;
 
     if (mode != QB_EFI_READ_ONLY) {
         /* Read-write: only what waits for the event, which is little. */

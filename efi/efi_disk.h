@@ -50,6 +50,7 @@ typedef struct qb_efi_blockio {
     EFI_EVENT drain_event;
     uint64_t next_report;   /* overlay size to report memory use at */
     bool reported_near;     /* ... and that it neared its limit */
+    bool flush_each;        /* flush after every write (the engine does not) */
     unsigned errors;        /* read errors so far */
     unsigned write_errors;
     unsigned drain_errors;

@@ -536,9 +536,13 @@ static int map_write(qb_backend *b, uint64_t off, const void *buf, size_t len, q
     if (r == QB_OK && off + len > m->size)
         m->size = off + len;
     else if (r < 0) {
-        /* Whatever part of it reached the file. */
+        /* Whatever part of it reached the file, flushed now: the engine
+         * may not flush after a failed write, and reads must not go on
+         * through the file system (they may come under the FAT lock). */
         qb_err ignored;
         m->file->vt->get_size(m->file, &m->size, &ignored);
+        if (m->file->vt->flush(m->file, &ignored) == QB_OK && map_growth(m, &ignored) == QB_OK)
+            m->dirty = false;
     }
     return r;
 }

@@ -319,8 +319,9 @@ fi
 WRITE_MEM=256
 PROBE_LBA=12000         # in partition 2 (random bytes), clear of the ESP
 WR=$W/write
-stick write gpt.qcow2 DATA.BIN
+stick write gpt.qcow2 DATA.BIN gpt.raw
 cp "$EFI/blockio_probe.efi" "$WR/"
+mv "$WR/gpt.raw" "$WR/rw.raw"
 mv "$WR/gpt.qcow2" "$WR/rw.qcow2"
 for f in vol roattr corrupt; do cp "$WR/rw.qcow2" "$WR/$f.qcow2"; done
 python3 - "$WR/corrupt.qcow2" <<'PY'
@@ -374,6 +375,12 @@ fw_nsh_case "$NSH" w-type-rw 'type %ESP%:\SHELL.TXT'
 fw_nsh_case "$NSH" w-probe-rw "blockio_probe.efi write $PROBE_LBA"
 fw_nsh_case "$NSH" w-conflict 'qcowboot.efi mount --readonly --snapshot 1 rw.qcow2'
 fw_nsh_case "$NSH" w-unmount-rw 'qcowboot.efi unmount'
+# A raw image, read-write too.
+fw_nsh_case "$NSH" w-mount-raw 'qcowboot.efi mount rw.raw'
+find_esp
+fw_nsh_case "$NSH" w-echo-raw 'echo QB-RAW-WRITTEN > %ESP%:\SHELL.TXT'
+fw_nsh_case "$NSH" w-probe-raw "blockio_probe.efi write $PROBE_LBA"
+fw_nsh_case "$NSH" w-unmount-raw 'qcowboot.efi unmount'
 fw_nsh_case "$NSH" w-mount-vol 'qcowboot.efi mount --volatile vol.qcow2'
 find_esp
 fw_nsh_case "$NSH" w-echo-vol 'echo QB-VOLATILE > %ESP%:\SHELL.TXT'
@@ -671,6 +678,9 @@ expect "$C" w-type-rw zero 'QB-WRITTEN-BY-THE-SHELL'
 probe_expect w-probe-rw "${WRITE_CHECKS[@]}"
 media_ro w-probe-rw 0
 expect "$C" w-unmount-rw zero 'Unmounted FS0:\rw.qcow2'
+expect "$C" w-mount-raw zero "  read-write: the guest's writes go into the image" 'Mounted FS0:\rw.raw read-write'
+probe_expect w-probe-raw "${WRITE_CHECKS[@]}"
+expect "$C" w-unmount-raw zero 'Unmounted FS0:\rw.raw'
 expect "$C" w-mount-vol zero "  volatile: the guest's writes are kept in memory" 'Mounted FS0:\vol.qcow2 volatile'
 expect "$C" w-echo-vol zero
 expect "$C" w-cp-vol zero
@@ -732,6 +742,25 @@ unchanged() {   # unchanged NAME WHY: the image is byte for byte as before the r
         fail "$1.qcow2 unchanged ($2)" "sha256 differs or the file is missing"
     fi
 }
+# probe_blocks_in RAW: RAW is gpt.raw with the ESP changed and the blocks
+# `blockio_probe.efi write $PROBE_LBA` wrote (pattern() there).
+probe_blocks_in() {
+    python3 - "$1" "$G/gpt.raw" "$PROBE_LBA" <<'PY'
+import sys
+img, orig, lba = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read(), int(sys.argv[3])
+def pat(tag, block):
+    return bytes((tag ^ (block * 29) ^ (i * 13) ^ (i >> 8)) & 0xff for i in range(512))
+want = bytearray(orig)
+for k, tag in ((0, 0xa5), (1, 0x3c), (2, 0xa5)):
+    want[(lba + k) * 512:(lba + k + 1) * 512] = pat(tag, lba + k)
+for k in range(512):
+    b = lba + 64 + k
+    want[b * 512:(b + 1) * 512] = pat(0x77, b)
+esp = slice(2048 * 512, 10240 * 512)
+want[esp] = img[esp]
+sys.exit(0 if bytes(want) == img else 1)
+PY
+}
 qcow2_ok rw
 if qemu-img convert -O raw "$J/rw.qcow2" "$J/rw.raw" 2>>"$J/mcopy.log"; then
     text=$(mtype -i "$J/rw.raw@@1M" ::/SHELL.TXT 2>&1 | iconv -f UTF-16 -t UTF-8 2>/dev/null | tr -d '\r')
@@ -752,22 +781,7 @@ if qemu-img convert -O raw "$J/rw.qcow2" "$J/rw.raw" 2>>"$J/mcopy.log"; then
         fail "rw.qcow2: fsck.vfat" "$(tail -n 3 "$J/fsck.log" | tr '\n' '|')"
     fi
     # The probe's blocks, and everything past the ESP otherwise as before.
-    if python3 - "$J/rw.raw" "$G/gpt.raw" "$PROBE_LBA" <<'PY'
-import sys
-img, orig, lba = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read(), int(sys.argv[3])
-def pat(tag, block):
-    return bytes((tag ^ (block * 29) ^ (i * 13) ^ (i >> 8)) & 0xff for i in range(512))
-want = bytearray(orig)
-for k, tag in ((0, 0xa5), (1, 0x3c), (2, 0xa5)):
-    want[(lba + k) * 512:(lba + k + 1) * 512] = pat(tag, lba + k)
-for k in range(512):
-    b = lba + 64 + k
-    want[b * 512:(b + 1) * 512] = pat(0x77, b)
-esp = slice(2048 * 512, 10240 * 512)
-want[esp] = img[esp]
-sys.exit(0 if bytes(want) == img else 1)
-PY
-    then
+    if probe_blocks_in "$J/rw.raw"; then
         pass "rw.qcow2: the probe's blocks are in the image, the rest of the disk outside the ESP unchanged"
     else
         fail "rw.qcow2: the probe's blocks" "the disk differs from what was written"
@@ -780,6 +794,13 @@ if [ "$(stat -c %s "$J/rw.qcow2")" -gt "$(stat -c %s "$G/gpt.qcow2")" ] &&
     pass "rw.qcow2 grew into fragmented free space on the stick ($(mshowfat -i "$W/write.img" ::/rw.qcow2 | grep -o '<[0-9]*-[0-9]*>' | wc -l) extents)"
 else
     fail "rw.qcow2: growth" "$(stat -c %s "$J/rw.qcow2") bytes; $(mshowfat -i "$W/write.img" ::/rw.qcow2 | head -c 200)"
+fi
+mcopy -n -i "$W/write.img" ::/rw.raw "$J/rw-raw.raw" 2>>"$J/mcopy.log"
+text=$(mtype -i "$J/rw-raw.raw@@1M" ::/SHELL.TXT 2>&1 | iconv -f UTF-16 -t UTF-8 2>/dev/null | tr -d '\r')
+if grep -q -x 'QB-RAW-WRITTEN' <<<"$text" && probe_blocks_in "$J/rw-raw.raw"; then
+    pass "rw.raw: the shell's file and the probe's blocks are in the raw image"
+else
+    fail "rw.raw" "SHELL.TXT '$text', or the probe's blocks differ"
 fi
 unchanged vol "volatile: written, copied to and probed, never written"
 unchanged roattr "read-only attribute"
