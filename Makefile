@@ -14,6 +14,7 @@ include mk/fuzz.mk
 include mk/crash.mk
 include mk/bench.mk
 include mk/boot.mk
+include mk/secureboot.mk
 include mk/tests.mk
 
 all: $(HOST_CLI) $(EFI_APP)

@@ -1,0 +1,2 @@
+# Secure Boot: signing qcowboot.efi and the Secure Boot boot tests
+# (tests/secureboot/).
