@@ -263,6 +263,17 @@ static EFI_STATUS EFIAPI bio_write(EFI_BLOCK_IO_PROTOCOL *this, UINT32 media_id,
     return st;
 }
 
+/* Drains and flushes (read-write). At TPL_CALLBACK, where the FAT lock is
+ * known to be free. */
+static int sync_image(qb_efi_blockio *b, qb_err *err)
+{
+    if (b->mode != QB_EFI_READ_WRITE)
+        return QB_OK;
+    if (drain(b, err) < 0)
+        return err->code;
+    return qb_image_flush(b->img, err);
+}
+
 static EFI_STATUS EFIAPI bio_flush(EFI_BLOCK_IO_PROTOCOL *this)
 {
     qb_efi_blockio *b = blockio_of(this);
@@ -276,7 +287,7 @@ static EFI_STATUS EFIAPI bio_flush(EFI_BLOCK_IO_PROTOCOL *this)
         return EFI_SUCCESS;     /* nothing ever reaches the image */
     tpl = BS->RaiseTPL(TPL_CALLBACK);
     /* At TPL_CALLBACK the event drains once the caller lets go. */
-    if (tpl < TPL_CALLBACK && qb_efi_blockio_sync(b, &err) < 0) {
+    if (tpl < TPL_CALLBACK && sync_image(b, &err) < 0) {
         report(b, &b->write_errors, "flush", 0, 0, &err);
         st = status_of(err.code);
     }
@@ -286,11 +297,13 @@ static EFI_STATUS EFIAPI bio_flush(EFI_BLOCK_IO_PROTOCOL *this)
 
 int qb_efi_blockio_sync(qb_efi_blockio *b, qb_err *err)
 {
-    if (b->mode != QB_EFI_READ_WRITE)
-        return QB_OK;
-    if (drain(b, err) < 0)
-        return err->code;
-    return qb_image_flush(b->img, err);
+    /* At TPL_CALLBACK like every other engine call here: the drain event
+     * must not run in the middle of this one. */
+    EFI_TPL tpl = BS->RaiseTPL(TPL_CALLBACK);
+    int r = sync_image(b, err);
+
+    BS->RestoreTPL(tpl);
+    return r;
 }
 
 /* What the guest may have for writes kept in memory: the free memory now,

@@ -167,12 +167,17 @@ static int find_parts(qb_efi_disk *disk, part **out, UINTN *nout)
                    DevicePathSubType(node) == MEDIA_HARDDRIVE_DP &&
                    DevicePathNodeLength(node) >= HD_NODE_LEN &&
                    IsDevicePathEnd(NextDevicePathNode(node))) {
+            EFI_TPL tpl;
             memcpy(hd, node, HD_NODE_LEN);
             p->number = le32(hd + 4);
+            /* The engine runs at TPL_CALLBACK, as in the disk's Block I/O:
+             * a read-write disk's drain event must not cut into it. */
+            tpl = BS->RaiseTPL(TPL_CALLBACK);
             if (hd[40] == MBR_TYPE_EFI_PARTITION_TABLE_HEADER && hd[41] == SIGNATURE_TYPE_GUID)
                 p->esp = gpt_is_esp(disk->img, hd + 24);
             else if (hd[40] == MBR_TYPE_PCAT)
                 p->esp = mbr_is_esp(disk->img, le64(hd + 8));
+            BS->RestoreTPL(tpl);
         } else {
             continue;
         }

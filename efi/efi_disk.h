@@ -60,7 +60,8 @@ typedef struct qb_efi_blockio {
 int qb_efi_blockio_init(qb_efi_blockio *b, qb_image *img, const char *name, const qb_env *env,
                         qb_efi_mode mode, qb_err *err);
 /* Writes what waits in memory into the image and flushes it (read-write;
- * nothing otherwise). Below TPL_CALLBACK only. */
+ * nothing otherwise). Called below TPL_CALLBACK (the FAT lock free); runs
+ * at TPL_CALLBACK. */
 int qb_efi_blockio_sync(qb_efi_blockio *b, qb_err *err);
 /* Frees the event and the overlay (the protocol must be uninstalled). */
 void qb_efi_blockio_fini(qb_efi_blockio *b);
