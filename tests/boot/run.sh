@@ -257,6 +257,8 @@ shell_commands() {
 grubenv() {
     local d=$W/tree j=$W/grubenv img=$W/grubenv-stick.img n=0 step mode printed saved
     local log rc sha_before sha_after env
+    command -v grub-editenv >/dev/null ||
+        { fail "grubenv: setup" "grub-editenv is not installed (grub-common)"; return; }
     rm -rf "$d" "$j"
     mkdir -p "$d/EFI/BOOT" "$j"
     if ! { cp "$(guest_raw gpt-grub)" "$j/g.raw" && grub-editenv "$j/grubenv" create &&

@@ -34,7 +34,8 @@ SB_KEY=/usr/share/ovmf/PkKek-1-snakeoil.key
 SB_CERT=/usr/share/ovmf/PkKek-1-snakeoil.pem
 
 setup_fail() { fail "setup" "$1"; finish; exit 1; }
-for t in qemu-system-x86_64 qemu-img qemu-io mkfs.vfat mcopy mmd sgdisk sfdisk python3; do
+for t in qemu-system-x86_64 qemu-img qemu-io mkfs.vfat fsck.vfat mcopy mmd mattrib mshowfat sgdisk sfdisk \
+    python3 iconv sha256sum; do
     command -v "$t" >/dev/null || setup_fail "$t is not installed"
 done
 make -s -C "$QB_ROOT" efi efi-test-apps >"$W/build.log" 2>&1 ||
