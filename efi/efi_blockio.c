@@ -29,11 +29,15 @@
  *     TPL_CALLBACK, that is when whoever called us has released its lock
  *     and before any code at TPL_APPLICATION runs again; it writes the
  *     overlay into the image.
+ * Since the file system is only ever called where its lock is free, the
+ * image file simply grows through it as the engine allocates (no room is
+ * set aside in the file beforehand, nothing to truncate afterwards).
  * The engine writes through (every write call flushes its metadata and the
- * file), so nothing is pending when an operating system's loader calls
- * ExitBootServices, which it can only do at TPL_APPLICATION, after the
- * event has run. FlushBlocks at TPL_APPLICATION drains and flushes; at
- * TPL_CALLBACK it has nothing to add to what the event will do.
+ * file; raw images are flushed here), so nothing is pending when an
+ * operating system's loader calls ExitBootServices, which it can only do at
+ * TPL_APPLICATION, after the event has run. FlushBlocks at
+ * TPL_APPLICATION drains and flushes; at TPL_CALLBACK it has nothing to
+ * add to what the event will do.
  *
  * Volatile: every write goes into the overlay, up to a limit taken from
  * the free memory when the disk is published; beyond it (or when the pool
