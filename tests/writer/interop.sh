@@ -23,8 +23,9 @@
 #                        read back by qemu-img convert -l
 #   commit ...           an overlay written by qcowboot, committed into
 #                        qcow2, raw and compressed backing files
-#   convert ...          a chain converted to one qcow2 image, plain and
-#                        compressed; then writes into the compressed clusters
+#   convert ...          a chain, a raw file and a compressed image
+#                        converted to qcow2 (plain, compressed, other
+#                        options); then writes into the results
 #   repair ...           images qemu left dirty or leaking, repaired
 #
 # Images live in a temporary directory under build/tests/, removed at the end
@@ -561,10 +562,41 @@ commit_chain() {
 commit_chain
 
 # ---------------------------------------------------------------------------
-# convert: a chain qemu-io wrote, converted by qcowboot into one qcow2 image,
-# plain and compressed; then both tools write into the compressed one.
+# convert_one NAME SRC FMT REF OUT SEED ARGS...: `qcowboot convert -f FMT
+# ARGS -O qcow2 SRC OUT` makes a clean qcow2 image without backing file
+# whose disk is REF (with -c: that has compressed clusters). Then a workload
+# (seed SEED) by qcowboot io into it, checked as in `rand`: with -c, partial
+# writes copy the rest of their cluster from compressed data.
+convert_one() {
+    local n=$1 src=$2 fmt=$3 ref=$4 out=$5 seed=$6; shift 6
+    local info cs opts stats
+    expect "$n" qb_run convert -f "$fmt" "$@" -O qcow2 "$src" "$out" || return
+    expect "$n: clean" clean "$out"
+    expect "$n: = source" same qcow2 "$out" raw "$ref"
+    info=$(qemu-img info --output=json "$out")
+    expect "$n: no backing file" eval '! grep -q backing-filename <<<"$info"'
+    if [[ " $* " == *" -c "* ]]; then
+        stats=$("${CONFTOOL[@]}" compressed-stats "$out" 2>&1)
+        expect "$n: has compressed clusters ($stats)" test "${stats%% *}" -gt 0 2>/dev/null
+    fi
+    cs=$(sed -n 's/.*"cluster-size": \([0-9]*\).*/\1/p' <<<"$info")
+    opts=cluster_size=${cs:-65536}
+    grep -q '"extended-l2": true' <<<"$info" && opts+=,extended_l2=on
+    gen_ops $out.ops "$seed" "$opts" $SIZE
+    cp "$ref" $out.raw
+    model $out.ops $out.raw "$opts" ""
+    cp "$out" qemu-$out
+    qemu_io_ops qcow2 qemu-$out $out.ops || fail "$n: setup" "$WHY"
+    expect "$n: writes into it" qb_io qcow2 "$out" $out.ops
+    expect "$n: clean after the writes" clean "$out"
+    expect "$n: = model after the writes" same qcow2 "$out" raw $out.raw
+    expect "$n: = qemu-io after the writes" same qcow2 "$out" qcow2 qemu-$out
+}
+
+# A chain qemu-io wrote (16 KiB clusters over 4 KiB ones, some compressed),
+# a raw file and a compressed image, converted with various options.
 convert_cases() {
-    local name=convert dir=$T/convert n
+    local name=convert dir=$T/convert
     selected "$name" || return
     mkdir -p "$dir" && cd "$dir" || return
     setup "$name" qemu-img create -f qcow2 -o cluster_size=16k -b ../base/b4k.qcow2 -F qcow2 ov.qcow2 $SIZE ||
@@ -573,37 +605,17 @@ convert_cases() {
     cp ../base/src.raw ref.raw
     model w.ops ref.raw cluster_size=16k base
     qemu_io_ops qcow2 ov.qcow2 w.ops || fail "$name: setup" "$WHY"
-    n="convert chain to qcow2"
-    if expect "$n" qb_run convert -O qcow2 ov.qcow2 out.qcow2; then
-        expect "$n: clean" clean out.qcow2
-        expect "$n: = model" same qcow2 out.qcow2 raw ref.raw
-        expect "$n: no backing file" eval '! qemu-img info out.qcow2 | grep -q "^backing file"'
-    fi
-    n="convert -c chain to qcow2"
-    if expect "$n" qb_run convert -O qcow2 -c ov.qcow2 outc.qcow2; then
-        expect "$n: clean" clean outc.qcow2
-        expect "$n: = model" same qcow2 outc.qcow2 raw ref.raw
-        local stats
-        stats=$("${CONFTOOL[@]}" compressed-stats outc.qcow2 2>&1)
-        expect "$n: has compressed clusters ($stats)" test "${stats%% *}" -gt 0 2>/dev/null
-        # Writes into the compressed clusters: partial ones copy the rest
-        # of the cluster from compressed data.
-        local cs
-        cs=$(qemu-img info --output=json outc.qcow2 | sed -n 's/.*"cluster-size": \([0-9]*\).*/\1/p')
-        gen_ops w2.ops 82 cluster_size=${cs:-65536} $SIZE
-        model w2.ops ref.raw cluster_size=${cs:-65536} ""
-        cp outc.qcow2 outc-qemu.qcow2
-        qemu_io_ops qcow2 outc-qemu.qcow2 w2.ops || fail "$n: setup" "$WHY"
-        expect "$n: writes into it" qb_io qcow2 outc.qcow2 w2.ops
-        expect "$n: clean after the writes" clean outc.qcow2
-        expect "$n: = model after the writes" same qcow2 outc.qcow2 raw ref.raw
-        expect "$n: = qemu-io after the writes" same qcow2 outc.qcow2 qcow2 outc-qemu.qcow2
-    fi
-    n="convert raw to qcow2"
-    if expect "$n" qb_run convert -f raw -O qcow2 ../base/src.raw fromraw.qcow2; then
-        expect "$n: clean" clean fromraw.qcow2
-        expect "$n: = source" same qcow2 fromraw.qcow2 raw ../base/src.raw
-    fi
+    convert_one "convert chain" ov.qcow2 qcow2 ref.raw out.qcow2 82
+    convert_one "convert -c chain" ov.qcow2 qcow2 ref.raw outc.qcow2 83 -c
+    convert_one "convert -c -o cluster_size=4k,compression_type=zstd chain" ov.qcow2 qcow2 ref.raw \
+        outc4k.qcow2 84 -c -o cluster_size=4k,compression_type=zstd
+    convert_one "convert -o compat=0.10,cluster_size=512 chain" ov.qcow2 qcow2 ref.raw \
+        out-v2.qcow2 85 -o compat=0.10,cluster_size=512
+    convert_one "convert -o extended_l2=on,cluster_size=32k chain" ov.qcow2 qcow2 ref.raw \
+        out-xl2.qcow2 86 -o extended_l2=on,cluster_size=32k
+    convert_one "convert raw" ../base/src.raw raw ../base/src.raw fromraw.qcow2 87
+    convert_one "convert compressed -o refcount_bits=64" ../base/zlib4k.qcow2 qcow2 ../base/src.raw \
+        rb64.qcow2 88 -o refcount_bits=64
     cd "$T"
 }
 convert_cases
