@@ -121,6 +121,12 @@ int qb_cmd_create(const qb_env *env, int argc, char **argv)
         return 1;
     }
     int nargs = argc - g.index;
+    /* -o help needs no image. */
+    for (size_t i = 0; i < nlists; i++)
+        if (strcmp(lists[i], "help") == 0 || strcmp(lists[i], "?") == 0) {
+            qb_create_spec_help(&env->out, fmt);
+            return 0;
+        }
     if (nargs < 1 || nargs > 2) {
         if (nargs > 2)
             qb_cmd_error(env, "create: unexpected argument: %s", argv[g.index + 2]);

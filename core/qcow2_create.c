@@ -60,6 +60,23 @@ static unsigned log2_exact(uint64_t v)
     return n;
 }
 
+static size_t ext_bytes(size_t len)
+{
+    return 8 + ((len + 7) & ~(size_t)7);
+}
+
+/* Bytes of cluster 0 in use: header, extensions, end marker, backing name. */
+static size_t header_bytes(const create_params *p)
+{
+    const qb_create_opts *o = p->o;
+    size_t n = p->version >= 3 ? V3_HEADER_BYTES : V2_HEADER_BYTES;
+    if (o->backing_format)
+        n += ext_bytes(strlen(o->backing_format));
+    if (p->feature_table)
+        n += ext_bytes(FEATURE_COUNT * FEATURE_ENTRY_BYTES);
+    return n + 8 + (o->backing_file ? strlen(o->backing_file) : 0);
+}
+
 static int check_options(const qb_create_opts *o, const char *fn, create_params *p,
                          qb_err *err)
 {
@@ -129,12 +146,13 @@ static int check_options(const qb_create_opts *o, const char *fn, create_params 
                           "%s: The image size is too large for file format 'qcow2' (try "
                           "using a larger cluster size)", fn);
     p->feature_table = p->version >= 3 && p->cluster_bits > 12;
+    size_t need = header_bytes(p);
+    if (need > (size_t)1 << p->cluster_bits)
+        return qb_err_set(err, QB_EINVAL,
+                          "%s: the backing file name (%zu bytes) does not fit in the "
+                          "%zu-byte header cluster", fn, strlen(o->backing_file),
+                          (size_t)1 << p->cluster_bits);
     return QB_OK;
-}
-
-static size_t ext_bytes(size_t len)
-{
-    return 8 + ((len + 7) & ~(size_t)7);
 }
 
 static uint8_t *put_ext(uint8_t *p, uint32_t type, const void *data, size_t len)
@@ -155,13 +173,9 @@ static int build_header(const create_params *p, const qcow2_layout *l, uint8_t *
     size_t hdr = p->version >= 3 ? V3_HEADER_BYTES : V2_HEADER_BYTES;
     size_t fmt_len = o->backing_format ? strlen(o->backing_format) : 0;
     size_t name_len = o->backing_file ? strlen(o->backing_file) : 0;
-    size_t need = hdr + (fmt_len ? ext_bytes(fmt_len) : 0) +
-                  (p->feature_table ? ext_bytes(FEATURE_COUNT * FEATURE_ENTRY_BYTES) : 0) + 8 +
-                  name_len;
-    if (need > cs)
-        return qb_err_set(err, QB_EINVAL,
-                          "%s: the backing file name (%zu bytes) does not fit in the "
-                          "%zu-byte header cluster", p->filename, name_len, cs);
+    if (header_bytes(p) > cs)       /* checked with the options already */
+        return qb_err_set(err, QB_EINVAL, "%s: the header does not fit in cluster 0",
+                          p->filename);
     memset(h, 0, cs);
     qb_put_be32(h + 0, QCOW2_MAGIC);
     qb_put_be32(h + 4, p->version);
@@ -218,18 +232,31 @@ static int write_at(const create_params *p, qb_backend *f, uint64_t off, const v
     return QB_OK;
 }
 
-/* full preallocation: the data area is written with zeros. */
-static int write_zero_area(const create_params *p, const qcow2_layout *l, qb_backend *f,
-                           uint8_t *zeros, size_t zlen, qb_err *err)
+static int write_zeros(const create_params *p, qb_backend *f, uint64_t start, uint64_t end,
+                       uint8_t *zeros, size_t zlen, qb_err *err)
 {
     memset(zeros, 0, zlen);
-    for (uint64_t off = l->data_start; off < l->data_end;) {
-        size_t n = l->data_end - off < zlen ? (size_t)(l->data_end - off) : zlen;
+    for (uint64_t off = start; off < end;) {
+        size_t n = end - off < zlen ? (size_t)(end - off) : zlen;
         int r = write_at(p, f, off, zeros, n, "preallocated data", err);
         if (r)
             return r;
         off += n;
     }
+    return QB_OK;
+}
+
+/* The data clusters that preallocation writes: the whole data area for
+ * full and falloc (the backend cannot reserve space without writing it),
+ * a partial last cluster for metadata. */
+static int write_prealloc_data(const create_params *p, const qcow2_layout *l, qb_backend *f,
+                               uint8_t *zeros, size_t zlen, qb_err *err)
+{
+    if (p->o->prealloc == QB_PREALLOC_FULL || p->o->prealloc == QB_PREALLOC_FALLOC)
+        return write_zeros(p, f, l->data_start, l->data_end, zeros, zlen, err);
+    if (l->tail_cluster != UINT64_MAX)
+        return write_zeros(p, f, l->tail_cluster << p->cluster_bits,
+                           (l->tail_cluster + 1) << p->cluster_bits, zeros, zlen, err);
     return QB_OK;
 }
 
@@ -259,6 +286,23 @@ static int write_l2_tables(const create_params *p, const qcow2_layout *l, qb_bac
             }
         }
         int r = write_at(p, f, l->l2[i] << p->cluster_bits, buf, cs, "L2 table", err);
+        if (r)
+            return r;
+    }
+    return QB_OK;
+}
+
+/* A refcount table, in pieces of one cluster. */
+static int write_reftable(const create_params *p, qb_backend *f, uint64_t cluster,
+                          const uint64_t *table, uint64_t entries, uint8_t *buf, qb_err *err)
+{
+    size_t cs = (size_t)1 << p->cluster_bits;
+    uint64_t per_cluster = cs / 8;
+    for (uint64_t i = 0; i < entries; i += per_cluster) {
+        for (uint64_t k = 0; k < per_cluster; k++)
+            qb_put_be64(buf + k * 8, table[i + k] << p->cluster_bits);
+        int r = write_at(p, f, (cluster << p->cluster_bits) + i * 8, buf, cs,
+                         "refcount table", err);
         if (r)
             return r;
     }
@@ -299,17 +343,7 @@ static int write_refcounts(const create_params *p, const qcow2_layout *l, qb_bac
         if (r)
             return r;
     }
-    /* The table itself, in pieces of one cluster. */
-    uint64_t per_cluster = cs / 8;
-    for (uint64_t i = 0; i < l->rt_entries; i += per_cluster) {
-        for (uint64_t k = 0; k < per_cluster; k++)
-            qb_put_be64(buf + k * 8, l->reftable[i + k] << p->cluster_bits);
-        int r = write_at(p, f, (l->rt_cluster << p->cluster_bits) + i * 8, buf, cs,
-                         "refcount table", err);
-        if (r)
-            return r;
-    }
-    return QB_OK;
+    return write_reftable(p, f, l->rt_cluster, l->reftable, l->rt_entries, buf, err);
 }
 
 static int write_l1(const create_params *p, const qcow2_layout *l, qb_backend *f,
@@ -339,8 +373,13 @@ static int write_image(const create_params *p, const qcow2_layout *l, qb_backend
     if (!buf)
         return qb_err_set(err, QB_ENOMEM, "%s: no memory to write the image", p->filename);
     int r = QB_OK;
-    if (p->o->prealloc == QB_PREALLOC_FULL)
-        r = write_zero_area(p, l, f, buf, blen, err);
+    /* Replaced refcount tables first: whatever took their clusters since
+     * is written over them. */
+    for (size_t i = 0; i < l->nold && !r; i++)
+        r = write_reftable(p, f, l->old[i].cluster, l->old[i].table, l->old[i].entries, buf,
+                           err);
+    if (!r)
+        r = write_prealloc_data(p, l, f, buf, blen, err);
     if (!r)
         r = write_l2_tables(p, l, f, buf, err);
     if (!r)
@@ -355,7 +394,7 @@ static int write_image(const create_params *p, const qcow2_layout *l, qb_backend
     if (r)
         return r;
     /* The file ends where the furthest structure or preallocated cluster
-     * does; metadata and falloc preallocation leave the data as a hole. */
+     * does; metadata preallocation leaves the data as a hole. */
     if (f->vt->set_size) {
         r = f->vt->set_size(f, l->file_end, err);
     } else {
@@ -393,7 +432,7 @@ int qb_qcow2_create_alloc(const qb_alloc *a, qb_backend *file, const char *filen
                           err);
     if (!r)
         r = qcow2_layout_l1(&l, p.l1_entries, err);
-    if (!r && o->prealloc != QB_PREALLOC_OFF && p.size)
+    if (!r && o->prealloc != QB_PREALLOC_OFF)
         r = qcow2_layout_prealloc(&l, p.size, o->prealloc != QB_PREALLOC_METADATA, err);
     if (!r)
         r = write_image(&p, &l, file, a, err);

@@ -308,7 +308,9 @@ static int refcount_area(qcow2_layout *l, uint64_t start, uint64_t additional, b
         return qb_err_set(err, QB_EFULL, "%s: the image needs more than 2^56 bytes",
                           l->filename);
     uint64_t total = refcount_blocks_needed(l, start + additional, !exact);
-    uint64_t entries = exact ? total : total + per_table_cluster;
+    /* Grown in steps of half its size again, unless asked for exactly
+     * what is needed. */
+    uint64_t entries = exact ? total : total + div_up(total, 2);
     entries = div_up(entries, per_table_cluster) * per_table_cluster;
     if (entries > MAX_REFTABLE_BYTES / 8)
         return qb_err_set(err, QB_EFULL,
@@ -345,7 +347,12 @@ static int refcount_area(qcow2_layout *l, uint64_t start, uint64_t additional, b
     }
     uint64_t old_cluster = l->rt_cluster;
     uint64_t old_clusters = l->rt_entries / per_table_cluster;
-    qb_free(l->alloc, l->reftable);
+    if (l->nold == QCOW2_LAYOUT_MAX_OLD_TABLES) {
+        qb_free(l->alloc, table);
+        return qb_err_set(err, QB_EINVAL, "%s: the refcount table grew too often",
+                          l->filename);
+    }
+    l->old[l->nold++] = (qcow2_old_table){ old_cluster, l->rt_entries, l->reftable };
     l->reftable = table;
     l->rt_entries = entries;
     l->rt_cluster = table_cluster;
@@ -367,6 +374,7 @@ int qcow2_layout_init(qcow2_layout *l, const qb_alloc *a, const char *filename,
                       qb_err *err)
 {
     memset(l, 0, sizeof(*l));
+    l->tail_cluster = UINT64_MAX;
     l->alloc = a;
     l->filename = filename;
     l->cluster_bits = cluster_bits;
@@ -394,6 +402,8 @@ void qcow2_layout_free(qcow2_layout *l)
     qb_free(l->alloc, l->reftable);
     qb_free(l->alloc, l->l2);
     qb_free(l->alloc, l->runs);
+    for (size_t i = 0; i < l->nold; i++)
+        qb_free(l->alloc, l->old[i].table);
     memset(l, 0, sizeof(*l));
 }
 
@@ -518,9 +528,14 @@ static int prealloc_metadata(qcow2_layout *l, uint64_t size, qb_err *err)
                               l->filename, (unsigned long long)off);
         off += last;
     }
-    /* The file reaches to the end of the last data cluster's used part. */
-    if (size)
+    /* The file reaches to the end of the data; a partial last cluster is
+     * written whole (with zeros), as qemu-img leaves it. */
+    if (size & ((1ull << l->cluster_bits) - 1)) {
+        l->tail_cluster = (host + last - 1) >> l->cluster_bits;
+        extend_file(l, (l->tail_cluster + 1) << l->cluster_bits);
+    } else if (size) {
         extend_file(l, host + last);
+    }
     return QB_OK;
 }
 

@@ -33,6 +33,16 @@ typedef struct qcow2_data_run {
     uint64_t guest, host, count;
 } qcow2_data_run;
 
+/* A refcount table replaced by a larger one: its clusters are free, but
+ * they still hold it (qemu-img leaves it there, so a created image does
+ * too, byte for byte). */
+typedef struct qcow2_old_table {
+    uint64_t cluster;
+    uint64_t entries;
+    uint64_t *table;            /* cluster index of each refcount block */
+} qcow2_old_table;
+#define QCOW2_LAYOUT_MAX_OLD_TABLES 64
+
 typedef struct qcow2_layout {
     const qb_alloc *alloc;
     const char *filename;       /* for messages */
@@ -46,6 +56,8 @@ typedef struct qcow2_layout {
     uint64_t rt_entries;
     uint64_t rt_cluster;        /* where the refcount table lies */
     uint64_t free_index;        /* where the search for free clusters starts */
+    qcow2_old_table old[QCOW2_LAYOUT_MAX_OLD_TABLES];   /* in the order replaced */
+    size_t nold;
     uint64_t file_end;          /* bytes: end of the furthest write */
 
     uint64_t l1_offset;         /* bytes; 0 without L1 table */
@@ -55,6 +67,8 @@ typedef struct qcow2_layout {
     size_t nruns, capruns;
     uint64_t data_start;        /* falloc/full: the data area [start, end) in bytes */
     uint64_t data_end;
+    uint64_t tail_cluster;      /* metadata: a partial last cluster to write whole;
+                                   UINT64_MAX none */
 } qcow2_layout;
 
 /* The state right after the first three clusters (header, refcount table,
