@@ -152,6 +152,7 @@ static int open_layer(qb_image **out, const chain_ctx *cc, const qb_image *paren
         }
         img->size = (img->size + 511) & ~511ull;
         img->raw_writable = o->writable && !parent;
+        img->raw_writethrough = o->writethrough;
     }
     *out = img;
     return QB_OK;

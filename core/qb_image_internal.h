@@ -20,6 +20,7 @@ struct qb_image {
     unsigned depth;             /* 0 for the top */
     int prealloc_state;         /* metadata preallocation: -1 unknown, 0 no, 1 yes */
     bool raw_writable;          /* a raw top layer opened for writing */
+    bool raw_writethrough;      /* ... flushed after every write call */
 };
 
 /* Reads unallocated parts of a qcow2 layer: from the backing file, zeros

@@ -26,6 +26,8 @@ static int check_write(qb_image *img, uint64_t off, uint64_t len, const char *wh
 static int raw_write(qb_image *img, uint64_t off, const void *buf, size_t len, qb_err *err)
 {
     int r = qb_backend_write(img->file, off, buf, len, err);
+    if (!r && img->raw_writethrough)
+        r = qb_backend_flush(img->file, err);
     return r ? qb_err_prefix(err, "%s: ", img->filename) : QB_OK;
 }
 
