@@ -288,7 +288,7 @@ static void build_writethrough(const workload *w, step_list *l)
 const workload workloads[] = {
     { .name = "sequential", .size = 12 * MiB, .cluster_size = 64 * KiB,
       .opts = "cluster_size=65536", .build = build_sequential },
-    { .name = "random-4k", .size = 16 * MiB, .cluster_size = 64 * KiB,
+    { .name = "random-4k", .size = 8 * MiB, .cluster_size = 64 * KiB,
       .opts = "cluster_size=65536", .build = build_random_4k },
     { .name = "backing-cow", .size = 6 * MiB, .cluster_size = 64 * KiB,
       .opts = "cluster_size=65536", .base_size = 4 * MiB, .base_opts = "cluster_size=65536",
