@@ -2,6 +2,7 @@
 #include <string.h>
 #include "qb_cmd_internal.h"
 #include "qb_fmt.h"
+#include "qcow2_crypto.h"
 
 void qb_getopt_init(qb_getopt *g, int argc, char **argv, const qb_out *err)
 {
@@ -161,18 +162,79 @@ int qb_cmd_open_rw(const qb_env *env, const char *filename, const char *format,
     o.no_backing = no_backing;
     o.writable = writable;
     o.l2_cache_bytes = env->l2_cache_bytes;
+    o.passphrase = env->passphrase;
+    o.passphrase_len = env->passphrase_len;
+    o.kdf_progress = env->kdf_progress;
+    o.kdf_progress_ctx = env->kdf_progress_ctx;
     qb_err err = { 0, "" };
     int r = qb_image_open(out, &o, &err);
+    if (r == QB_ECRYPT && !env->passphrase && env->ask_passphrase) {
+        /* Asked for on the console; wiped as soon as the open returns. */
+        uint8_t pass[QB_PASSPHRASE_MAX];
+        for (unsigned attempt = 1; r == QB_ECRYPT && attempt <= QB_PASSPHRASE_TRIES; attempt++) {
+            if (attempt > 1)
+                qb_cmd_error(env, "%s", err.msg);
+            size_t len = 0;
+            if (env->ask_passphrase(env->ask_ctx, filename, attempt, pass, sizeof(pass), &len))
+                break;
+            o.passphrase = pass;
+            o.passphrase_len = len < sizeof(pass) ? len : sizeof(pass);
+            r = qb_image_open(out, &o, &err);
+            qb_wipe(pass, sizeof(pass));
+        }
+    }
     if (r)
         qb_cmd_error(env, "%s", err.msg[0] ? err.msg : qb_strerror(r));
     return r;
+}
+
+/* --passphrase-file: the whole file is the passphrase, byte for byte (no
+ * newline is taken off, as QEMU takes a secret from a file). */
+static int read_passphrase_file(const qb_env *env, const char *name, uint8_t **pass,
+                                size_t *len)
+{
+    qb_err err = { 0, "" };
+    qb_backend *f = NULL;
+    char *resolved = qb_zalloc(&env->alloc, QB_PATH_MAX);
+    if (!resolved) {
+        qb_cmd_error(env, "no memory");
+        return 1;
+    }
+    int r = env->opener.open ? env->opener.open(env->opener.ctx, NULL, name, false, &f, resolved,
+                                                &err)
+                             : qb_err_set(&err, QB_EUNSUPP, "cannot open files here");
+    qb_free(&env->alloc, resolved);
+    uint64_t size = 0;
+    if (!r)
+        r = qb_backend_size(f, &size, &err);
+    if (!r && (size == 0 || size > QB_PASSPHRASE_MAX))
+        r = qb_err_set(&err, QB_EINVAL, "is %llu bytes; a passphrase has 1 to %u",
+                       (unsigned long long)size, QB_PASSPHRASE_MAX);
+    if (!r) {
+        *pass = qb_malloc(&env->alloc, (size_t)size);
+        r = *pass ? qb_backend_read(f, 0, *pass, (size_t)size, &err)
+                  : qb_err_set(&err, QB_ENOMEM, "no memory");
+        if (r && *pass) {
+            qb_wipe(*pass, (size_t)size);
+            qb_free(&env->alloc, *pass);
+            *pass = NULL;
+        }
+    }
+    if (f)
+        f->vt->close(f);
+    if (r) {
+        qb_cmd_error(env, "--passphrase-file %s: %s", name, err.msg[0] ? err.msg : qb_strerror(r));
+        return 1;
+    }
+    *len = (size_t)size;
+    return 0;
 }
 
 static void usage(const qb_env *env, const qb_out *o)
 {
     const char *p = env->program ? env->program : "qcowboot";
     qb_printf(o,
-              "Usage: %s [--cache-size SIZE] COMMAND [OPTIONS] ...\n"
+              "Usage: %s [--cache-size SIZE] [--passphrase-file FILE] COMMAND [OPTIONS] ...\n"
               "Reads and writes qcow2 disk images (and raw ones) with their backing chains.\n"
               "\n"
               "Commands:\n"
@@ -196,28 +258,71 @@ static void usage(const qb_env *env, const qb_out *o)
               "\n"
               "\n"
               "  --cache-size SIZE   memory for cached L2 tables per image (default 8M)\n"
+              "  --passphrase-file FILE\n"
+              "                      the passphrase of encrypted images (the file's bytes)\n"
               "\n"
               "Run '%s COMMAND --help' for a command's options.\n",
               p, p);
 }
 
+/* A global option NAME VALUE or NAME=VALUE at argv[0]: its value (NULL
+ * when missing) and how many arguments it took; NULL/0 for another word. */
+static const char *global_option(int argc, char **argv, const char *name, int *used)
+{
+    size_t n = strlen(name);
+    *used = 0;
+    if (argc < 1 || strncmp(argv[0], name, n) != 0 || (argv[0][n] && argv[0][n] != '='))
+        return NULL;
+    *used = argv[0][n] == '=' ? 1 : 2;
+    return argv[0][n] == '=' ? argv[0] + n + 1 : argc >= 2 ? argv[1] : NULL;
+}
+
+static int dispatch(const qb_env *env, int argc, char **argv);
+
 int qb_cmd_main(const qb_env *env_in, int argc, char **argv)
 {
     qb_env local = *env_in;
     const qb_env *env = &local;
+    uint8_t *pass = NULL;
+    size_t pass_len = 0;
+    int rc = 1;
     /* Global options before the command. */
-    while (argc >= 1 && strncmp(argv[0], "--cache-size", 12) == 0) {
-        const char *v = argv[0][12] == '=' ? argv[0] + 13 : argc >= 2 ? argv[1] : NULL;
-        uint64_t bytes;
-        if (!v || !qb_parse_size(v, &bytes) || bytes > (1ull << 32)) {
-            qb_cmd_error(env, "--cache-size needs a size such as 8M (at most 4G)");
-            return 1;
+    for (;;) {
+        int used;
+        const char *v = global_option(argc, argv, "--cache-size", &used);
+        if (used) {
+            uint64_t bytes;
+            if (!v || !qb_parse_size(v, &bytes) || bytes > (1ull << 32)) {
+                qb_cmd_error(env, "--cache-size needs a size such as 8M (at most 4G)");
+                goto out;
+            }
+            local.l2_cache_bytes = (size_t)bytes;
+        } else if ((v = global_option(argc, argv, "--passphrase-file", &used)), used) {
+            if (!v || pass) {
+                qb_cmd_error(env, "--passphrase-file needs one file name");
+                goto out;
+            }
+            if (read_passphrase_file(env, v, &pass, &pass_len))
+                goto out;
+            local.passphrase = pass;
+            local.passphrase_len = pass_len;
+        } else {
+            break;
         }
-        local.l2_cache_bytes = (size_t)bytes;
-        int used = argv[0][12] == '=' ? 1 : 2;
         argc -= used;
         argv += used;
     }
+    rc = dispatch(env, argc, argv);
+out:
+    if (pass) {
+        qb_wipe(pass, pass_len);
+        qb_free(&env->alloc, pass);
+    }
+    return rc;
+}
+
+static int dispatch(const qb_env *env, int argc, char **argv)
+{
     if (argc < 1) {
         usage(env, &env->err);
         return 1;

@@ -30,7 +30,29 @@ typedef struct qb_env {
      * snapshot dates; NULL leaves them 0. */
     void (*now)(void *ctx, uint64_t *sec, uint32_t *nsec);
     void *now_ctx;
+    /* Encrypted images: the passphrase every image is opened with (the
+     * global option --passphrase-file fills it), or NULL. */
+    const uint8_t *passphrase;
+    size_t passphrase_len;
+    /* Optional: asks for the passphrase of `image` when it needs one and
+     * none was given (the firmware's console prompt); attempt counts from
+     * 1 and the question is asked at most QB_PASSPHRASE_TRIES times.
+     * Returns 0 with *len bytes in buf, nonzero when the user gives up. */
+    int (*ask_passphrase)(void *ctx, const char *image, unsigned attempt, uint8_t *buf,
+                          size_t cap, size_t *len);
+    void *ask_ctx;
+    /* Optional: progress of a passphrase's key derivation (PBKDF2
+     * iterations done out of total). */
+    void (*kdf_progress)(void *ctx, uint64_t done, uint64_t total);
+    void *kdf_progress_ctx;
+    /* Optional source of random bytes for new encryption keys (create with
+     * encrypt.format=luks); returns 0 on success. */
+    int (*rng)(void *ctx, void *buf, size_t len);
+    void *rng_ctx;
 } qb_env;
+
+#define QB_PASSPHRASE_TRIES 3
+#define QB_PASSPHRASE_MAX 1024     /* bytes asked for or read from a file */
 
 /* Runs one command. argv[0] is the command ("info", "map", ...); a missing
  * or unknown command prints the usage. Returns the exit status. */

@@ -34,6 +34,16 @@ typedef struct qb_open_opts {
     bool writethrough;         /* flush after every write call (firmware: nothing
                                   may be left pending at ExitBootServices) */
     unsigned max_chain;        /* 0: QB_DEFAULT_MAX_CHAIN */
+    /* Encrypted images: the passphrase (its bytes up to the first NUL, as
+     * QEMU takes a secret), used for every encrypted layer of the chain;
+     * NULL: encrypted images are refused with QB_ECRYPT. The caller wipes
+     * it once the open returns. */
+    const uint8_t *passphrase;
+    size_t passphrase_len;
+    /* Optional: progress of the key derivation (PBKDF2 iterations done out
+     * of total), which takes seconds. */
+    void (*kdf_progress)(void *ctx, uint64_t done, uint64_t total);
+    void *kdf_progress_ctx;
 } qb_open_opts;
 
 int qb_image_open(qb_image **out, const qb_open_opts *opts, qb_err *err);
@@ -79,8 +89,9 @@ int qb_image_write(qb_image *img, uint64_t off, const void *buf, size_t len, qb_
  * zero instead of written where the format can say so. */
 int qb_image_write_zeroes(qb_image *img, uint64_t off, uint64_t len, qb_err *err);
 /* Drops the whole clusters inside [off, off+len) as QEMU's discard does:
- * they read as zeros on v3 images and from the backing file on v2 ones.
- * Parts of clusters are left alone. */
+ * they read as zeros on v3 images, and on v2 images without a backing file
+ * (v2 images with one keep them: without zero flags the backing file's
+ * older data would show). Parts of clusters are left alone. */
 int qb_image_discard(qb_image *img, uint64_t off, uint64_t len, qb_err *err);
 /* Drops everything this (top) layer holds, so that it reads as its backing
  * file again (after a commit). */

@@ -141,6 +141,7 @@ typedef struct qcow2_cache {
 } qcow2_cache;
 
 typedef struct qcow2_decomp qcow2_decomp;
+typedef struct qcow2_crypto qcow2_crypto;
 typedef struct qcow2_comp qcow2_comp;
 
 typedef struct qcow2 {
@@ -177,6 +178,7 @@ typedef struct qcow2 {
     bool has_crypto_ext;
     uint64_t crypto_offset;
     uint64_t crypto_length;
+    qcow2_crypto *crypto;       /* keys of an encrypted image (qcow2_encrypt.c) */
 
     uint64_t *l1;               /* active (or snapshot) L1, host order */
     uint32_t l1_size;
@@ -371,6 +373,16 @@ int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, uint8_t *dest, qb_err 
 int qcow2_compress_cluster(qcow2 *q, const uint8_t *src, size_t len, uint8_t *dst, size_t cap,
                            size_t *out_len, qb_err *err);
 void qcow2_comp_free(qcow2 *q);
+
+/* qcow2_encrypt.c: encrypted clusters. Data is read and written through
+ * these when q->crypto is set; host and guest are the offsets of the same
+ * byte (the IV comes from one or the other depending on the method). */
+int qcow2_crypto_open(qcow2 *q, const qb_open_opts *opts, qb_err *err);
+void qcow2_crypto_close(qcow2 *q);
+int qcow2_crypto_read(qcow2 *q, uint64_t host, uint64_t guest, uint8_t *buf, size_t len,
+                      qb_err *err);
+int qcow2_crypto_write(qcow2 *q, uint64_t host, uint64_t guest, const uint8_t *buf, size_t len,
+                       qb_err *err);
 
 /* qcow2_read.c */
 int qcow2_read(qcow2 *q, uint64_t off, uint8_t *buf, size_t len, qcow2_fill_fn fill,

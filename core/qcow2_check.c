@@ -416,6 +416,8 @@ int qcow2_check(qcow2 *q, qcow2_check_result *res, const qb_out *msgs,
     inc_refs(&c, q->h.snapshots_offset, q->snapshots_size);
     inc_refs(&c, q->h.refcount_table_offset,
              (uint64_t)q->h.refcount_table_clusters << q->h.cluster_bits);
+    if (q->h.crypt_method == 2 && q->has_crypto_ext)
+        inc_refs(&c, q->crypto_offset, q->crypto_length);     /* LUKS header */
     check_bitmaps(&c);
     check_refblocks(&c);
     if (progress)

@@ -267,6 +267,8 @@ static int build_and_switch(gen *g, gen_plan *p, qb_err *err)
     bump_alloc(g, (uint64_t)p->l1_size * 8, &l1_off);
     active.offset = l1_off;
     r = count(g, 0, cs, "header", err);
+    if (!r && q->h.crypt_method == 2 && q->has_crypto_ext)
+        r = count(g, q->crypto_offset, q->crypto_length, "LUKS header", err);
     if (!r)
         r = count_l1(g, &active, true, err);
     for (uint32_t i = 0; i < p->nb_snaps && !r; i++) {
@@ -490,7 +492,15 @@ static int write_snapshot_table(gen *g, uint32_t skip, const uint8_t *extra, uin
     }
     uint64_t in = 0, out = 0;
     for (uint32_t i = 0; i < q->nb_snapshots; i++) {
-        uint64_t len = entry_len(old + in);
+        /* The table was checked at open, but the file may have changed
+         * under it since (an image whose refcounts were wrong). */
+        uint64_t len = q->snapshots_size - in >= 40 ? entry_len(old + in) : UINT64_MAX;
+        if (len > q->snapshots_size - in) {
+            qb_free(&q->alloc, old);
+            qb_free(&q->alloc, tab);
+            return qcow2_mark_corrupt(q, err, "snapshot table entry %u changed since the image "
+                                              "was opened", i);
+        }
         if (i != skip) {
             memcpy(tab + out, old + in, (size_t)len);
             out += len;

@@ -148,7 +148,7 @@ static int parse_header(qcow2 *q, const uint8_t *b, qb_err *err)
     return QB_OK;
 }
 
-static int check_features(qcow2 *q, bool writable, qb_err *err)
+static int check_features(qcow2 *q, bool writable, bool have_passphrase, qb_err *err)
 {
     qcow2_header *h = &q->h;
     uint64_t unknown = h->incompatible & ~QCOW2_INCOMPAT_KNOWN;
@@ -173,7 +173,7 @@ static int check_features(qcow2 *q, bool writable, qb_err *err)
                           "%s: header field crypt_method (offset 32) is %u; unknown encryption "
                           "method",
                           q->filename, h->crypt_method);
-    if (h->crypt_method)
+    if (h->crypt_method && !have_passphrase)
         return qb_err_set(err, QB_ECRYPT, "%s: encrypted: passphrase required (%s encryption)",
                           q->filename, h->crypt_method == 1 ? "AES" : "LUKS");
     if (h->incompatible & QCOW2_INCOMPAT_CORRUPT) {
@@ -502,7 +502,7 @@ int qcow2_open(qcow2 *q, const qb_open_opts *opts, qb_backend *file, const char 
     r = read_backing_name(q, head, err);
     if (r)
         goto out;
-    r = check_features(q, opts->writable, err);
+    r = check_features(q, opts->writable, opts->passphrase != NULL, err);
     if (r)
         goto out;
     if (q->h.incompatible & QCOW2_INCOMPAT_DIRTY && q->warn.warn)
@@ -525,6 +525,11 @@ int qcow2_open(qcow2 *q, const qb_open_opts *opts, qb_backend *file, const char 
     r = open_data_file(q, opts, err);
     if (r)
         goto out;
+    if (q->h.crypt_method) {
+        r = qcow2_crypto_open(q, opts, err);   /* last: the key derivation takes seconds */
+        if (r)
+            goto out;
+    }
     size_t cache_bytes = opts->l2_cache_bytes ? opts->l2_cache_bytes : QB_DEFAULT_L2_CACHE;
     r = qcow2_cache_init(&q->l2_cache, &q->alloc, (size_t)q->cluster_size, cache_bytes);
     if (r) {
@@ -552,6 +557,7 @@ out:
 
 void qcow2_close(qcow2 *q)
 {
+    qcow2_crypto_close(q);
     qcow2_decomp_free(q);
     qcow2_comp_free(q);
     qb_free(&q->alloc, q->frees);

@@ -17,6 +17,12 @@ int qcow2_read(qcow2 *q, uint64_t off, uint8_t *buf, size_t len, qcow2_fill_fn f
         size_t n = (size_t)run.length;
         switch (run.kind) {
         case QCOW2_NORMAL:
+            if (q->crypto) {
+                r = qcow2_crypto_read(q, run.host, off, buf, n, err);
+                if (r)
+                    return r;
+                break;
+            }
             r = qb_backend_read(q->data_file, run.host, buf, n, err);
             if (r)
                 return qb_err_prefix(err, "%s: reading data at host offset %#llx: ",

@@ -6,7 +6,7 @@ HOST_SAN_CLI := build/host-san/qcowboot
 QB_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 HOST_SRCS := $(wildcard tools/host/*.c)
-HOST_DEPS_INC := -I$(ZLIB_INC) -I$(ZSTD_INC) -I$(LIBDEFLATE_INC) $(DEPS_DEFS)
+HOST_DEPS_INC := -I$(ZLIB_INC) -I$(BEARSSL_INC) -I$(ZSTD_INC) -I$(LIBDEFLATE_INC) $(DEPS_DEFS)
 HOST_CORE_FLAGS = $(CORE_INC) $(HOST_DEPS_INC) $(WARN) -std=c11 -g
 HOST_FE_FLAGS = -Icore $(WARN) -std=gnu11 -g -DQB_VERSION='"$(QB_VERSION)"'
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "posix_backend.h"
@@ -31,6 +32,18 @@ static void wall_clock(void *ctx, uint64_t *sec, uint32_t *nsec)
     *nsec = (uint32_t)ts.tv_nsec;
 }
 
+/* New encryption keys (create -o encrypt.format=luks): the kernel's CSPRNG. */
+static int kernel_random(void *ctx, void *buf, size_t len)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t n = getrandom((char *)buf + done, len - done, 0);
+        if (n <= 0)
+            return -1;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     qb_env env;
@@ -41,6 +54,7 @@ int main(int argc, char **argv)
     env.err = (qb_out){ stderr, write_stream };
     env.program = "qcowboot";
     env.now = wall_clock;
+    env.rng = kernel_random;
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("qcowboot %s\n", QB_VERSION);
         return 0;
