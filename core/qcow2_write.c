@@ -122,14 +122,14 @@ static int read_current(wctx *w, uint64_t cl, uint64_t from, uint64_t to, qb_err
 /* Guest data of [guest, guest+len) to host; encrypted images encrypt it
  * on the way (never in the caller's buffer). */
 static int data_write(qcow2 *q, uint64_t host, uint64_t guest, const void *buf, uint64_t len,
-                      bool check, qb_err *err)
+                      qb_err *err)
 {
-    if (check) {
-        int r = qcow2_check_overlap(q, host, len, QCOW2_OL_NONE, err);
-        if (r)
-            return r;
-    }
-    int r = q->crypto ? qcow2_crypto_write(q, host, guest, buf, (size_t)len, err)
+    /* Also for clusters just allocated: their refcount was 0, but in an
+     * image whose refcounts are wrong that proves nothing. */
+    int r = qcow2_check_overlap(q, host, len, QCOW2_OL_NONE, err);
+    if (r)
+        return r;
+    r = q->crypto ? qcow2_crypto_write(q, host, guest, buf, (size_t)len, err)
                       : qb_backend_write(q->data_file, host, buf, (size_t)len, err);
     if (r)
         return qcow2_write_failed(q, err, "writing data at host offset %#llx",
@@ -181,8 +181,7 @@ static int cow_write(wctx *w, uint8_t *t, uint64_t idx, uint64_t cl, uint64_t po
         if (r)
             return r;
     }
-    r = data_write(q, host + (start - cl), start, w->bounce + (start - cl), end - start,
-                   reuse != 0, err);
+    r = data_write(q, host + (start - cl), start, w->bounce + (start - cl), end - start, err);
     if (r)
         return r;
     l2_set(q, t, idx, host | QCOW2_OFLAG_COPIED, ext ? new_bm : 0);
@@ -210,7 +209,7 @@ static int ext_in_place(wctx *w, uint8_t *t, uint64_t idx, uint64_t cl, uint64_t
         memcpy(w->bounce + (pos - cl), buf, (size_t)n);
         src = w->bounce + (start - cl);
     }
-    int r = data_write(q, host + (start - cl), start, src, end - start, true, err);
+    int r = data_write(q, host + (start - cl), start, src, end - start, err);
     if (r)
         return r;
     uint64_t bm = l2_bitmap(q, t, idx);
@@ -279,7 +278,7 @@ static int write_in_table(wctx *w, uint64_t off, const uint8_t *buf, uint64_t le
                     k += end - (pos + k) < cs ? end - (pos + k) : cs;
                     next += cs;
                 }
-                r = data_write(q, host + (pos - cl), pos, buf, k, true, err);
+                r = data_write(q, host + (pos - cl), pos, buf, k, err);
                 n = k;
             }
         } else if (pos == cl && n == cs) {
@@ -291,7 +290,7 @@ static int write_in_table(wctx *w, uint64_t off, const uint8_t *buf, uint64_t le
             uint64_t nh;
             r = qcow2_alloc_clusters(q, k, &nh, err);
             if (!r)
-                r = data_write(q, nh, pos, buf, k * cs, false, err);
+                r = data_write(q, nh, pos, buf, k * cs, err);
             for (uint64_t i = 0; i < k && !r; i++) {
                 uint64_t old = l2_entry(q, t, idx + i);
                 l2_set(q, t, idx + i, (nh + i * cs) | QCOW2_OFLAG_COPIED,
@@ -597,7 +596,7 @@ int qcow2_write_compressed(qcow2 *q, uint64_t off, const uint8_t *buf, size_t le
             uint64_t coff;
             r = qcow2_alloc_bytes(q, clen, &coff, err);
             if (!r)
-                r = data_write(q, coff, off, out, clen, false, err);
+                r = data_write(q, coff, off, out, clen, err);
             if (!r) {
                 uint64_t nsec = ((coff + clen - 1) >> 9) - (coff >> 9);
                 l2_set(q, t, idx, QCOW2_OFLAG_COMPRESSED | (nsec << q->csize_shift) | coff, 0);
