@@ -193,6 +193,9 @@ for c in "${CASES[@]}"; do
         fi
         [ $i = 1 ] && verify $c
     done
+    for r in "${qb[@]}" "${qe[@]}"; do
+        [ "$r" = "-1 -1" ] && { fail "$c: every run completes" "see bench-write: failed above"; break; }
+    done
     T_QB[$c]=$(best "${qb[@]}")
     T_QEMU[$c]=$(best "${qe[@]}")
     echo "  $c (wall_us cpu_us): qcowboot ${qb[*]}; qemu-io ${qe[*]}" >&2
