@@ -468,6 +468,25 @@ snapshots xl2-c32k-backing qb:extended_l2=on,cluster_size=32k b4k.qcow2:qcow2
 snapshots refcount-bits-64-qemu qemu:cluster_size=16k,refcount_bits=64
 snapshots compressed-c4k convc:cluster_size=4k
 
+# With 1-bit refcounts no cluster can be shared: a snapshot is refused,
+# and the image stays clean and unchanged.
+snapshot_refused() {
+    local name="snapshots refused with refcount_bits=1" dir=$T/snap-rb1
+    selected "$name" || return
+    mkdir -p "$dir" && cd "$dir" || return
+    make_start "$name" qb:cluster_size=4k,refcount_bits=1 "" $SIZE img.qcow2 || { cd "$T"; return; }
+    gen_ops w.ops 91 cluster_size=4k $SIZE --ops 20
+    zeros ref.raw $SIZE
+    model w.ops ref.raw cluster_size=4k ""
+    expect "$name: writes" qb_io qcow2 img.qcow2 w.ops 1
+    expect "$name: snapshot -c refused" qb_refuses snapshot -c s1 img.qcow2
+    expect "$name: clean" clean img.qcow2
+    expect "$name: no snapshot" snapshots_are img.qcow2
+    expect "$name: disk unchanged" same qcow2 img.qcow2 raw ref.raw
+    cd "$T"
+}
+snapshot_refused
+
 # Snapshots made by one tool, applied and deleted by the other.
 snapshots_mixed() {
     local name="snapshots qemu-img/qcowboot" dir=$T/snap-mixed
