@@ -250,8 +250,8 @@ rand prealloc-metadata-qemu-c16k "1" qemu:cluster_size=16k,preallocation=metadat
 rand prealloc-metadata-xl2-backing "1" qb:extended_l2=on,cluster_size=16k,preallocation=metadata b4k.qcow2:qcow2
 
 # --- L2 table boundaries and the disk's end -------------------------------------
-# Half of each workload's commands land within a few clusters of an L2 table
-# boundary or of the disk's end (see workload.py); these disks are large
+# Four in ten of each workload's commands land near or across an L2 table
+# boundary or the disk's end (see workload.py); these disks are large
 # enough to have boundaries with 64 KiB and 32 KiB clusters; the last disk's
 # final cluster holds 512 bytes.
 REACH=l2 DISK=$((1024 * 1024 * 1024 + 7 * 1024)) GEN="--front 4194304" rand l2-boundaries-c64k "1" qb:compat=1.1
@@ -338,27 +338,39 @@ alternate refcount-bits-1-qemu-first qemu 8 qemu:cluster_size=4k,refcount_bits=1
 # writes come first (qemu 7.2 may break a compressed write that follows
 # a freed compressed cluster; see workload.py).
 ZD_OPS=(
+    # compressed clusters at 4M, 4M+128k, 4M+256k (into never-written ones)
     "write -c -P 6 4194304 65536"
     "write -c -P 8 4325376 65536"
     "write -c -P 9 4456448 65536"
+    # data in the first 16 clusters, then zeros: a whole cluster, part of
+    # one, and a range with partial clusters at both ends
     "write -P 1 0 1048576"
     "write -z 65536 65536"
     "write -z 133120 3072"
     "write -z 194560 204800"
+    # zeros over never-written clusters (the backing file must not show),
+    # whole and partial, then data into part of a zeroed cluster
     "write -z 2097152 131072"
     "write -z 2229248 1024"
     "write -P 2 2101248 1024"
+    # discards: whole clusters of data, a range of which one cluster is
+    # whole, never-written clusters; then data into part of a discarded one
     "discard 524288 131072"
     "discard 716800 102400"
     "discard 3145728 65536"
     "write -P 3 532480 1024"
+    # zeros over fresh data, then data into part of that cluster
     "write -P 4 1048576 65536"
     "write -z 1048576 65536"
     "write -P 5 1049600 512"
+    # into part of a compressed cluster; discard and zero compressed ones,
+    # then data into part of the zeroed one
     "write -P 7 4200000 1000"
     "discard 4325376 65536"
     "write -z 4456448 65536"
     "write -P 12 4460000 100"
+    # the partial last cluster (7 KiB): data, zeros to the end, a discard of
+    # all of it, data again, zeros from two clusters before to the end
     "write -P 10 6291456 7168"
     "write -z 6296576 2048"
     "discard 6291456 7168"
@@ -403,6 +415,7 @@ zero_discard v3-qemu-created qemu:compat=1.1 b4k.qcow2:qcow2
 # then s1. After each step the image is clean, its disk and every remaining
 # snapshot's (qemu-img convert -l) are the model's, and qemu-img lists the
 # right snapshots. At the end qemu-io writes into it once more.
+
 # snap_step LABEL CMD...: one qcowboot command on img.qcow2 of the calling
 # case (its $name), then the image is clean.
 snap_step() {
