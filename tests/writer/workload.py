@@ -76,7 +76,7 @@ class Generator:
         self.a = a
         self.ops = []
         # (offset, length) of every modifying command so far, and the
-        # pattern-checked writes: (index in ops, pattern, offset, length).
+        # pattern-checked writes: (index in touched, pattern, offset, length).
         self.touched = []
         self.checkable = []
         span = l2_span(self.cs, a.xl2)
