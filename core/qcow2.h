@@ -218,6 +218,8 @@ typedef struct qcow2 {
     uint64_t free_hint;         /* no free cluster below this index */
     uint64_t alloc_end;         /* end of the highest cluster allocated (bytes) */
     uint64_t free_byte_offset;  /* next byte for compressed data; 0 none */
+    uint64_t reftable_used;     /* refcount table entries below this may be set */
+    uint64_t written_end;       /* the file ends here at most: past it, zeros */
     struct qcow2_pending_free *frees;   /* decrements waiting for their L2 write */
     size_t nb_frees, frees_cap;
 } qcow2;
@@ -297,6 +299,10 @@ int qcow2_flush_meta(qcow2 *q, qb_err *err);
  * metadata other than the kind `ignore`. */
 int qcow2_check_overlap(qcow2 *q, uint64_t off, uint64_t len, int ignore, qb_err *err);
 int qcow2_write_failed(qcow2 *q, qb_err *err, const char *fmt, ...);
+/* Every write of the engine to its file goes through here, so that what
+ * lies past the end of everything written is known to read as zeros. */
+int qcow2_pwrite(qcow2 *q, qb_backend *b, uint64_t off, const void *buf, size_t len,
+                 qb_err *err);
 int qcow2_mark_corrupt(qcow2 *q, qb_err *err, const char *fmt, ...);
 /* Checks the image may be written and does the header updates due before
  * the first write (clearing unknown autoclear bits). */

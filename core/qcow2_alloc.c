@@ -225,6 +225,8 @@ int qcow2_alloc_clusters(qcow2 *q, uint64_t n, uint64_t *offset, qb_err *err)
             continue;
         }
         if (rc) {
+            if (x == q->free_hint)
+                q->free_hint = x + 1;   /* everything below the hint is in use */
             start = x + 1;
             len = k = 0;
             continue;
@@ -251,6 +253,8 @@ int qcow2_alloc_clusters(qcow2 *q, uint64_t n, uint64_t *offset, qb_err *err)
             return r;
         q->reftable[ti] = boff;
         reftable_mark(q, ti);
+        if (ti + 1 > q->reftable_used)
+            q->reftable_used = ti + 1;
         qcow2_cache_unpin(&q->rb_cache, block);
     }
     uint64_t used = block_at - start;   /* n clusters and the blocks placed */

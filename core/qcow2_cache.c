@@ -196,7 +196,7 @@ int qcow2_cache_write_entry(qcow2 *q, qcow2_cache *c, qcow2_cache_entry *e, qb_e
                                 c == &q->rb_cache ? QCOW2_OL_REFBLOCK : QCOW2_OL_L2, err);
     if (r)
         return r;
-    r = qb_backend_write(q->file, e->offset, e->table, c->table_size, err);
+    r = qcow2_pwrite(q, q->file, e->offset, e->table, c->table_size, err);
     if (r)
         return qcow2_write_failed(q, err, "writing table at offset %#llx",
                                   (unsigned long long)e->offset);

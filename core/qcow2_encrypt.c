@@ -182,7 +182,7 @@ int qcow2_crypto_write(qcow2 *q, uint64_t host, uint64_t guest, const uint8_t *b
             return r;
         memcpy(s + in, buf, n);
         qb_cipher_encrypt(c->cipher, iv_sector(c, hs, gs), s, span);
-        r = qb_backend_write(q->data_file, hs, s, span, err);
+        r = qcow2_pwrite(q, q->data_file, hs, s, span, err);
         if (r)
             return r;
         host += n;

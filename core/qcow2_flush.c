@@ -43,10 +43,18 @@ int qcow2_write_failed(qcow2 *q, qb_err *err, const char *fmt, ...)
     return qb_err_prefix(err, "%s: %s: ", q->filename, what);
 }
 
+int qcow2_pwrite(qcow2 *q, qb_backend *b, uint64_t off, const void *buf, size_t len,
+                 qb_err *err)
+{
+    if (off + len > q->written_end)
+        q->written_end = off + len;   /* also when it fails: it may be partly there */
+    return qb_backend_write(b, off, buf, len, err);
+}
+
 static int write_meta(qcow2 *q, uint64_t off, const void *buf, size_t len, const char *what,
                       qb_err *err)
 {
-    int r = qb_backend_write(q->file, off, buf, len, err);
+    int r = qcow2_pwrite(q, q->file, off, buf, len, err);
     if (r)
         return qcow2_write_failed(q, err, "writing %s at offset %#llx", what,
                                   (unsigned long long)off);
@@ -69,7 +77,7 @@ int qcow2_mark_corrupt(qcow2 *q, qb_err *err, const char *fmt, ...)
         q->h.incompatible |= QCOW2_INCOMPAT_CORRUPT;
         qb_put_be64(b, q->h.incompatible);
         qb_err ignored;
-        if (qb_backend_write(q->file, 72, b, 8, &ignored) == 0)
+        if (qcow2_pwrite(q, q->file, 72, b, 8, &ignored) == 0)
             qb_backend_flush(q->file, &ignored);
     }
     if (q->warn.warn && was_writable)
@@ -104,8 +112,10 @@ int qcow2_check_overlap(qcow2 *q, uint64_t off, uint64_t len, int ignore, qb_err
         if (overlaps(off, len, q->snapshots[i].l1_offset, (uint64_t)q->snapshots[i].l1_size * 8))
             what = "an inactive L1 table";
     if (!what && ignore != QCOW2_OL_REFBLOCK) {
-        if (q->reftable && q->reftable_entries <= OVERLAP_FULL_SCAN_MAX) {
-            for (uint64_t i = 0; i < q->reftable_entries && !what; i++)
+        uint64_t used = q->reftable_used < q->reftable_entries ? q->reftable_used
+                                                                : q->reftable_entries;
+        if (q->reftable && used <= OVERLAP_FULL_SCAN_MAX) {
+            for (uint64_t i = 0; i < used && !what; i++)
                 if (overlaps(off, len, q->reftable[i] & QCOW2_REFT_OFFSET_MASK, cs))
                     what = "a refcount block";
         } else if (q->rb_cache.entries) {
@@ -323,8 +333,10 @@ int qcow2_prepare_write(qcow2 *q, qb_err *err)
     if (r)
         return r;
     q->reftable_capacity = q->reftable_entries;
+    q->reftable_used = reftable_used(q);
     q->free_hint = 0;
     q->alloc_end = q->file_size;
+    q->written_end = q->file_size;
     q->write_ready = true;
     if (q->h.version >= 3 && q->h.autoclear) {
         /* Bits we do not know, and bitmaps we do not keep up to date, must

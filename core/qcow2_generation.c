@@ -153,7 +153,7 @@ static int bump_alloc(gen *g, uint64_t bytes, uint64_t *off)
 static int write_new(gen *g, uint64_t off, const void *buf, size_t len, const char *what,
                      qb_err *err)
 {
-    int r = qb_backend_write(g->q->file, off, buf, len, err);
+    int r = qcow2_pwrite(g->q, g->q->file, off, buf, len, err);
     if (r)
         return qcow2_write_failed(g->q, err, "writing new %s at offset %#llx", what,
                                   (unsigned long long)off);
@@ -368,7 +368,7 @@ static int build_and_switch(gen *g, gen_plan *p, qb_err *err)
         qb_put_be32(h + 32, (uint32_t)nt);
         qb_put_be32(h + 36, p->nb_snaps);
         qb_put_be64(h + 40, p->nb_snaps ? p->snap_table_offset : 0);
-        r = qb_backend_write(q->file, 24, h, sizeof(h), err);
+        r = qcow2_pwrite(q, q->file, 24, h, sizeof(h), err);
         if (r)
             r = qcow2_write_failed(q, err, "switching the header to the new tables");
         else
@@ -398,6 +398,7 @@ static int build_and_switch(gen *g, gen_plan *p, qb_err *err)
     q->reftable = newt;
     q->reftable_entries = entries;
     q->reftable_capacity = entries;
+    q->reftable_used = nb;
     q->reftable_dirty = false;
     q->l1_dirty = false;
     q->nb_frees = 0;

@@ -130,12 +130,32 @@ static int data_write(qcow2 *q, uint64_t host, uint64_t guest, const void *buf, 
     if (r)
         return r;
     r = q->crypto ? qcow2_crypto_write(q, host, guest, buf, (size_t)len, err)
-                      : qb_backend_write(q->data_file, host, buf, (size_t)len, err);
+                      : qcow2_pwrite(q, q->data_file, host, buf, (size_t)len, err);
     if (r)
         return qcow2_write_failed(q, err, "writing data at host offset %#llx",
                                   (unsigned long long)host);
     q->need_sync = true;
     return QB_OK;
+}
+
+static bool all_zero(const uint8_t *p, uint64_t n)
+{
+    /* Word at a time where aligned; the buffers here are cluster buffers. */
+    while (n && ((uintptr_t)p & 7)) {
+        if (*p++)
+            return false;
+        n--;
+    }
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        if (v)
+            return false;
+    }
+    while (n--)
+        if (*p++)
+            return false;
+    return true;
 }
 
 /* Subcluster bits [s0, s1] of an extended L2 bitmap. */
@@ -181,7 +201,20 @@ static int cow_write(wctx *w, uint8_t *t, uint64_t idx, uint64_t cl, uint64_t po
         if (r)
             return r;
     }
-    r = data_write(q, host + (start - cl), start, w->bounce + (start - cl), end - start, err);
+    uint64_t from = start, to = end;
+    if (!reuse && host >= q->written_end && !q->crypto &&
+        all_zero(w->bounce + (start - cl), pos - start) &&
+        all_zero(w->bounce + (pos + n - cl), end - (pos + n))) {
+        /* A new cluster past everything ever written reads as zeros
+         * already: only the sectors holding guest data need writing. */
+        from = pos & ~511ull;
+        to = (pos + n + 511) & ~511ull;
+        if (from < start)
+            from = start;
+        if (to > end)
+            to = end;
+    }
+    r = data_write(q, host + (from - cl), from, w->bounce + (from - cl), to - from, err);
     if (r)
         return r;
     l2_set(q, t, idx, host | QCOW2_OFLAG_COPIED, ext ? new_bm : 0);
