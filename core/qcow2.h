@@ -207,6 +207,7 @@ typedef struct qcow2 {
     /* Writing (qcow2_alloc.c, qcow2_flush.c, qcow2_write.c). */
     bool writable;              /* opened for writing and not fallen back */
     bool writethrough;          /* flush after every write call */
+    bool has_backing;           /* unallocated clusters read from a backing file */
     bool write_ready;           /* first-write header updates done */
     bool in_flush;              /* inside qcow2_flush_meta */
     bool need_sync;             /* written since the last backend flush */

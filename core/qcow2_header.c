@@ -502,6 +502,7 @@ int qcow2_open(qcow2 *q, const qb_open_opts *opts, qb_backend *file, const char 
     r = read_backing_name(q, head, err);
     if (r)
         goto out;
+    q->has_backing = q->backing_file[0] != '\0';
     r = check_features(q, opts->writable, opts->passphrase != NULL, err);
     if (r)
         goto out;

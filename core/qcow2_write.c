@@ -140,22 +140,8 @@ static int data_write(qcow2 *q, uint64_t host, uint64_t guest, const void *buf, 
 
 static bool all_zero(const uint8_t *p, uint64_t n)
 {
-    /* Word at a time where aligned; the buffers here are cluster buffers. */
-    while (n && ((uintptr_t)p & 7)) {
-        if (*p++)
-            return false;
-        n--;
-    }
-    for (; n >= 8; n -= 8, p += 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        if (v)
-            return false;
-    }
-    while (n--)
-        if (*p++)
-            return false;
-    return true;
+    /* Equal to itself shifted by one byte and starting with 0: all 0. */
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, (size_t)n - 1) == 0);
 }
 
 /* Subcluster bits [s0, s1] of an extended L2 bitmap. */
@@ -189,12 +175,17 @@ static int cow_write(wctx *w, uint8_t *t, uint64_t idx, uint64_t cl, uint64_t po
         uint64_t span = sc_bits(s0, s1);
         new_bm = ((bm & 0xffffffffull) | span) | (((bm >> 32) & ~span) << 32);
     }
-    int r = read_current(w, cl, start, pos, err);
-    if (!r)
-        r = read_current(w, cl, pos + n, end, err);
-    if (r)
-        return r;
-    memcpy(w->bounce + (pos - cl), buf, (size_t)n);
+    /* What the untouched part reads now: zeros without looking, when
+     * nothing is allocated here and nothing lies below. */
+    bool known_zero = !old_has_host && (!q->has_backing || (!ext && (old & QCOW2_OFLAG_ZERO)));
+    int r = QB_OK;
+    if (!known_zero) {
+        r = read_current(w, cl, start, pos, err);
+        if (!r)
+            r = read_current(w, cl, pos + n, end, err);
+        if (r)
+            return r;
+    }
     uint64_t host = reuse;
     if (!host) {
         r = qcow2_alloc_clusters(q, 1, &host, err);
@@ -202,9 +193,9 @@ static int cow_write(wctx *w, uint8_t *t, uint64_t idx, uint64_t cl, uint64_t po
             return r;
     }
     uint64_t from = start, to = end;
-    if (!reuse && host >= q->written_end && !q->crypto &&
-        all_zero(w->bounce + (start - cl), pos - start) &&
-        all_zero(w->bounce + (pos + n - cl), end - (pos + n))) {
+    bool fresh = !reuse && host >= q->written_end && !q->crypto;
+    if (fresh && (known_zero || (all_zero(w->bounce + (start - cl), pos - start) &&
+                                 all_zero(w->bounce + (pos + n - cl), end - (pos + n))))) {
         /* A new cluster past everything ever written reads as zeros
          * already: only the sectors holding guest data need writing. */
         from = pos & ~511ull;
@@ -213,7 +204,15 @@ static int cow_write(wctx *w, uint8_t *t, uint64_t idx, uint64_t cl, uint64_t po
             from = start;
         if (to > end)
             to = end;
+        if (known_zero) {
+            memset(w->bounce + (from - cl), 0, (size_t)(pos - from));
+            memset(w->bounce + (pos + n - cl), 0, (size_t)(to - (pos + n)));
+        }
+    } else if (known_zero) {
+        memset(w->bounce + (start - cl), 0, (size_t)(pos - start));
+        memset(w->bounce + (pos + n - cl), 0, (size_t)(end - (pos + n)));
     }
+    memcpy(w->bounce + (pos - cl), buf, (size_t)n);
     r = data_write(q, host + (from - cl), from, w->bounce + (from - cl), to - from, err);
     if (r)
         return r;
