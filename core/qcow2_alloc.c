@@ -272,7 +272,15 @@ int qcow2_alloc_bytes(qcow2 *q, uint64_t size, uint64_t *offset, qb_err *err)
 {
     uint64_t fbo = q->free_byte_offset;
     uint64_t in = fbo & (q->cluster_size - 1);
+    uint64_t rc = 0;
     if (fbo && in && size <= q->cluster_size - in) {
+        int r = qcow2_get_refcount(q, fbo >> q->h.cluster_bits, &rc, err);
+        if (r)
+            return r;
+    }
+    /* Sharing needs one more reference than the refcount width may allow
+     * (refcount_bits=1): then the data starts a cluster of its own. */
+    if (fbo && in && size <= q->cluster_size - in && rc < qcow2_refcount_max(q)) {
         /* One more compressed cluster sharing this host cluster. */
         int r = qcow2_update_refcount(q, fbo >> q->h.cluster_bits, 1, 1, err);
         if (r)
