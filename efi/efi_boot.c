@@ -14,7 +14,7 @@
  * partition).
  */
 #include <string.h>
-#include "efi_disk.h"
+#include "efi_ramdisk.h"
 
 #if defined(__x86_64__)
 #define BOOT_LOADER "\\EFI\\BOOT\\BOOTX64.EFI"
@@ -300,27 +300,37 @@ static int start(const qb_env *env, qb_efi_disk *disk, const part *p)
     return 0;
 }
 
-int qb_efi_boot(const qb_env *env, const char *image, const char *snapshot, qb_efi_mode mode)
+int qb_efi_boot_disk(const qb_env *env, qb_efi_disk *disk)
 {
-    qb_efi_disk *disk;
-    qb_err err = { 0, "" };
     part *parts;
     UINTN n;
     const part *p;
     int status;
 
-    if (qb_efi_disk_publish(env, image, snapshot, mode, &disk, &err) < 0) {
-        qb_efi_error(env, "%s", err.msg[0] ? err.msg : qb_strerror(err.code));
-        return 1;
-    }
     if (find_parts(disk, &parts, &n) < 0) {
         qb_efi_error(env, "%s: out of memory", disk->name);
-        qb_efi_disk_unpublish(disk);
         return 1;
     }
     p = choose(env, disk, parts, n);
     status = p ? start(env, disk, p) : 1;
     qb_free(&qb_efi_alloc, parts);
+    return status;
+}
+
+int qb_efi_boot(const qb_env *env, const char *image, const char *snapshot, qb_efi_mode mode)
+{
+    qb_efi_disk *disk;
+    qb_err err = { 0, "" };
+    int status;
+
+    /* The disk the guest boots from is then the firmware's RAM disk. */
+    if (mode == QB_EFI_RAMDISK)
+        return qb_efi_ramdisk_boot(env, image, snapshot);
+    if (qb_efi_disk_publish(env, image, snapshot, mode, &disk, &err) < 0) {
+        qb_efi_error(env, "%s", err.msg[0] ? err.msg : qb_strerror(err.code));
+        return 1;
+    }
+    status = qb_efi_boot_disk(env, disk);
     if (qb_efi_disk_detach(disk) != EFI_SUCCESS && status == 0)
         status = 1;
     return status;

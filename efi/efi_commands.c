@@ -19,6 +19,7 @@ typedef struct command {
     const char *name;
     const char *usage;      /* after the program and command names */
     const char *help;       /* the rest of --help */
+    const char *usage2;     /* a second form, or NULL */
 } command;
 
 static const command commands[] = {
@@ -29,26 +30,31 @@ static const command commands[] = {
       "reports its status and removes the disk. The disk is read-write: what the\n"
       "guest writes before it leaves the firmware goes into the image.\n"
       "  -l, --snapshot NAME  boot the internal snapshot NAME (id or name; read-only)\n"
-      MODE_HELP },
+      MODE_HELP
+      "  --ramdisk            copy the whole virtual disk into memory the OS keeps and\n"
+      "                       boot from the firmware's RAM disk (EFI_RAM_DISK_PROTOCOL),\n"
+      "                       which the OS finds in the ACPI NFIT (Linux: /dev/pmem0);\n"
+      "                       writes go to memory only, the image is not written\n",
+      "--ramdisk [--snapshot NAME] IMAGE" },
     { "mount", "[--snapshot NAME] [--readonly | --volatile] [IMAGE]",
       "Attaches IMAGE as a read-write disk that stays after the command returns\n"
       "(" QB_EFI_DRIVER_FILE ", next to " QB_EFI_PROGRAM ", holds it): 'map -r' then\n"
       "lists its file systems. Without IMAGE, lists the attached images.\n"
       "  -l, --snapshot NAME  attach the internal snapshot NAME (id or name; read-only)\n"
-      MODE_HELP },
+      MODE_HELP, NULL },
     { "unmount", "[IMAGE]",
-      "Detaches IMAGE (every snapshot of it), or every attached image.\n" },
+      "Detaches IMAGE (every snapshot of it), or every attached image.\n", NULL },
     { "bench", "[--raw FILE] [--snapshot NAME] IMAGE",
       "Reads the whole virtual disk of IMAGE through its Block I/O in 1 MiB requests,\n"
       "then as many bytes of a file through the file protocol, and prints both\n"
       "rates in MB/s and their ratio.\n"
       "  --raw FILE           the file to compare with (default: IMAGE itself)\n"
-      "  -l, --snapshot NAME  read the internal snapshot NAME\n" },
+      "  -l, --snapshot NAME  read the internal snapshot NAME\n", NULL },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
-enum { OPT_HELP = 256, OPT_SNAPSHOT, OPT_RAW, OPT_READONLY, OPT_VOLATILE };
+enum { OPT_HELP = 256, OPT_SNAPSHOT, OPT_RAW, OPT_READONLY, OPT_VOLATILE, OPT_RAMDISK };
 
 static const qb_longopt longopts[] = {
     { "help", false, OPT_HELP },
@@ -56,12 +62,15 @@ static const qb_longopt longopts[] = {
     { "raw", true, OPT_RAW },
     { "readonly", false, OPT_READONLY },
     { "volatile", false, OPT_VOLATILE },
+    { "ramdisk", false, OPT_RAMDISK },
     { NULL, false, 0 },
 };
 
 static void usage_line(const qb_out *o, const qb_env *env, const command *c)
 {
     qb_printf(o, "Usage: %s %s %s\n", env->program, c->name, c->usage);
+    if (c->usage2)
+        qb_printf(o, "       %s %s %s\n", env->program, c->name, c->usage2);
 }
 
 static int usage_error(const qb_env *env, const command *c)
@@ -101,9 +110,14 @@ static int run(const qb_env *env, const command *c, int argc, char **argv)
             raw = g.arg;
             break;
         case OPT_READONLY:
-        case OPT_VOLATILE: {
-            qb_efi_mode m = opt == OPT_READONLY ? QB_EFI_READ_ONLY : QB_EFI_VOLATILE;
-            if (!takes_mode || (mode != QB_EFI_MODE_UNSET && mode != m))
+        case OPT_VOLATILE:
+        case OPT_RAMDISK: {
+            qb_efi_mode m = opt == OPT_READONLY   ? QB_EFI_READ_ONLY
+                            : opt == OPT_VOLATILE ? QB_EFI_VOLATILE
+                                                  : QB_EFI_RAMDISK;
+            /* A RAM disk is only for booting. */
+            if (!takes_mode || (mode != QB_EFI_MODE_UNSET && mode != m) ||
+                (m == QB_EFI_RAMDISK && strcmp(c->name, "boot") != 0))
                 return usage_error(env, c);
             mode = m;
             break;
@@ -169,8 +183,11 @@ int qb_efi_command(const qb_env *env_in, int argc, char **argv)
         strcmp(argv[0], "-h") == 0) {
         int status = qb_cmd_main(env, argc, argv);
         qb_printf(&env->out, "Firmware commands:\n");
-        for (size_t i = 0; i < NCOMMANDS; i++)
+        for (size_t i = 0; i < NCOMMANDS; i++) {
             qb_printf(&env->out, "  %s %s\n", commands[i].name, commands[i].usage);
+            if (commands[i].usage2)
+                qb_printf(&env->out, "  %s %s\n", commands[i].name, commands[i].usage2);
+        }
         return status;
     }
     return -1;

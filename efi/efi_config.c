@@ -27,12 +27,14 @@
  *       path when left out); SNAPSHOT names an internal snapshot (id or
  *       name) to boot instead of the image's current state (read-only);
  *       MODE is the entry's own mode (below).
- *   mode = read-write | read-only | volatile
+ *   mode = read-write | read-only | volatile | ramdisk
  *       what becomes of the guest's writes, for every entry without its
  *       own MODE (and the images found on the stick): written into the
  *       image (read-write, the default), refused (read-only; also
  *       "readonly"), or kept in memory and dropped after the boot, the
- *       image left as it was (volatile).
+ *       image left as it was (volatile). ramdisk (also "ram-disk") copies
+ *       the whole disk into memory the OS keeps and boots from the
+ *       firmware's RAM disk (efi_ramdisk.c); writes stay in that memory.
  *   default = N | TITLE | IMAGE
  *       the entry highlighted first and booted when the countdown ends:
  *       its number (from 1), its title or its image path. Entry 1 if
@@ -167,8 +169,8 @@ int qb_stick_is_image_name(const char *name)
     return n > k && eq_nocase(ext, name + n - k, k);
 }
 
-/* read-write | read-only | volatile, and the spellings without the
- * hyphen. Returns 0 when the word is none of them. */
+/* read-write | read-only | volatile | ramdisk, and the spellings with or
+ * without the hyphen. Returns 0 when the word is none of them. */
 static int parse_mode(const char *s, size_t n, qb_efi_mode *mode)
 {
     static const struct {
@@ -178,6 +180,7 @@ static int parse_mode(const char *s, size_t n, qb_efi_mode *mode)
         { "read-write", QB_EFI_READ_WRITE }, { "readwrite", QB_EFI_READ_WRITE },
         { "read-only", QB_EFI_READ_ONLY },   { "readonly", QB_EFI_READ_ONLY },
         { "volatile", QB_EFI_VOLATILE },
+        { "ramdisk", QB_EFI_RAMDISK },       { "ram-disk", QB_EFI_RAMDISK },
     };
 
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)

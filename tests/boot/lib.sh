@@ -23,6 +23,15 @@
 # ignores the overlay (or reads whole clusters where only subclusters are
 # allocated) boots a damaged guest.
 
+# The RAM-disk guest (qcowboot's RAM-disk mode, tests/boot/ramdisk.sh),
+# built only as build/guests/pmem-root.raw and the variant plain:
+#     pmem-root GPT, 256 MiB: ESP with a unified kernel image whose command
+#               line says root=/dev/pmem0p2 and whose initramfs only loads
+#               the NVDIMM and ext4 modules and mounts the root; the ext4
+#               root's /sbin/init prints the line kept in its
+#               /etc/qcowboot-marker (random per build; a copy is
+#               build/guests/pmem-root.marker) and powers off.
+
 BOOT_ROOT=${BOOT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 GUESTS_DIR=${QB_GUESTS_DIR:-$BOOT_ROOT/build/guests}
 BOOT_GUESTS=(gpt-uki mbr-uki gpt-grub)
@@ -30,6 +39,9 @@ BOOT_VARIANTS=(plain zlib zstd l2ext overlay)
 BOOT_EFI_APP=${BOOT_EFI_APP:-$BOOT_ROOT/build/efi/qcowboot.efi}
 
 boot_marker() { printf 'QCOWBOOT-GUEST-OK %s' "$1"; }
+RAMDISK_GUEST=pmem-root
+# ramdisk_marker: the line only the RAM-disk guest's root file system holds.
+ramdisk_marker() { cat "$GUESTS_DIR/$RAMDISK_GUEST.marker"; }
 guest_raw() { printf '%s/%s.raw' "$GUESTS_DIR" "$1"; }
 # guest_tree NAME VARIANT: the directory to copy onto a stick.
 guest_tree() { printf '%s/stick/%s-%s' "$GUESTS_DIR" "$1" "$2"; }

@@ -3,7 +3,8 @@
 # without root and from Debian packages only:
 #   - the kernel: vmlinuz from the linux-image-*-amd64 package that the
 #     linux-image-amd64 metapackage currently depends on (`apt-get download`,
-#     extracted with dpkg-deb, never installed);
+#     extracted with dpkg-deb, never installed), and the few modules the
+#     RAM-disk guest's initramfs loads (PMEM_MODULES);
 #   - the initramfs: busybox-static and an /init that prints the guest's
 #     marker (name from the kernel command line) and powers off;
 #   - a unified kernel image from systemd-boot-efi's stub, a standalone
@@ -62,7 +63,16 @@ rm -f "$G/.done"
 t0=$(date +%s.%N)
 
 # --- kernel --------------------------------------------------------------
-if [ ! -f "$G/kernel/vmlinuz" ] || [ "$(cat "$G/kernel/package" 2>/dev/null)" != "$kernel_id" ]; then
+# The modules the RAM-disk guest (pmem-root) needs to mount its root, in
+# load order, as paths under lib/modules/VERSION/kernel/ without ".ko":
+# the ACPI NFIT and the NVDIMM bus that turn the firmware's RAM disk into
+# /dev/pmem0, then ext4. Checked below against each module's own list of
+# dependencies.
+PMEM_MODULES=(drivers/nvdimm/libnvdimm drivers/acpi/nfit/nfit drivers/nvdimm/nd_btt
+              drivers/nvdimm/nd_pmem lib/crc16 fs/mbcache fs/jbd2/jbd2
+              crypto/crc32c_generic fs/ext4/ext4)
+if [ ! -f "$G/kernel/vmlinuz" ] || [ ! -d "$G/kernel/modules" ] ||
+   [ "$(cat "$G/kernel/package" 2>/dev/null)" != "$kernel_id" ]; then
     say "downloading $kernel_id"
     rm -rf "$G/kernel" "$G/dl"
     mkdir -p "$G/dl" "$G/kernel"
@@ -71,8 +81,12 @@ if [ ! -f "$G/kernel/vmlinuz" ] || [ "$(cat "$G/kernel/package" 2>/dev/null)" !=
     (cd "$G/dl" && apt-get download -q "$kernel_id" 2>&1 | grep -v -i 'unsandboxed' >&2 || true)
     deb=$(ls "$G"/dl/*.deb 2>/dev/null | head -n 1)
     [ -n "$deb" ] || die "apt-get download $kernel_id failed"
-    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$G/dl" --wildcards './boot/vmlinuz-*'
+    mods=()
+    for m in "${PMEM_MODULES[@]}"; do mods+=("./lib/modules/*/kernel/$m.ko"); done
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$G/dl" --wildcards './boot/vmlinuz-*' "${mods[@]}"
     mv "$G"/dl/boot/vmlinuz-* "$G/kernel/vmlinuz"
+    mkdir -p "$G/kernel/modules"
+    for m in "${PMEM_MODULES[@]}"; do mv "$G"/dl/lib/modules/*/kernel/"$m.ko" "$G/kernel/modules/"; done
     rm -rf "$G/dl"
     printf '%s\n' "$kernel_id" >"$G/kernel/package"
 fi
@@ -112,14 +126,15 @@ cmdline() { printf 'console=ttyS0 panic=1 qcowboot_guest=%s' "$1"; }
 # --- unified kernel image --------------------------------------------------
 stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
 [ -f "$stub" ] || die "no $stub (install systemd-boot-efi)"
-# make_uki OUT NAME: stub + .osrel .cmdline .linux .initrd, each at the next
+# make_uki OUT NAME [INITRD [CMDLINE_EXTRA]]: stub + .osrel .cmdline .linux
+# .initrd (the busybox initramfs unless INITRD is given), each at the next
 # 4 KiB-aligned address after the previous section.
 make_uki() {
-    local out=$1 name=$2 d=$W/uki-$2
+    local out=$1 name=$2 initrd=${3:-$G/initrd.img} extra=${4:-} d=$W/uki-$2
     mkdir -p "$d"
     printf 'NAME="qcowboot test guest"\nID=qcowboot-test\nPRETTY_NAME="qcowboot test guest %s"\n' \
         "$name" >"$d/osrel"
-    cmdline "$name" >"$d/cmdline"
+    printf '%s%s' "$(cmdline "$name")" "${extra:+ $extra}" >"$d/cmdline"
     local next args=() sec file size
     local idx sname ssize svma rest
     next=0
@@ -130,7 +145,7 @@ make_uki() {
     for sec in osrel cmdline linux initrd; do
         case $sec in
         linux) file=$G/kernel/vmlinuz ;;
-        initrd) file=$G/initrd.img ;;
+        initrd) file=$initrd ;;
         *) file=$d/$sec ;;
         esac
         next=$(( (next + 4095) / 4096 * 4096 ))
@@ -257,6 +272,113 @@ for name in "${BOOT_GUESTS[@]}"; do
     done
     mv "$raw" "$(guest_raw "$name")"
 done
+
+# --- the RAM-disk guest ---------------------------------------------------
+# pmem-root: the RAM-disk guest (qcowboot's RAM-disk mode). 256 MiB, GPT: an
+# ESP (FAT16, 24 MiB at 1 MiB) with a unified kernel image whose command
+# line says root=/dev/pmem0p2, and the root file system, ext4, on the rest.
+# Its initramfs holds only what mounting the root needs: busybox, the
+# modules for the firmware's RAM disk as Linux sees it (ACPI NFIT -> nfit,
+# libnvdimm, nd_pmem -> /dev/pmem0) and for ext4, and an /init that loads
+# them, waits for the root device, mounts it and switches to it. The root
+# file system's /sbin/init prints the marker file /etc/qcowboot-marker
+# (random per build, in no other file: $G/pmem-root.marker has a copy for
+# the tests), writes a file on the root and powers off.
+say "building the RAM-disk guest"
+pmem_check_modules() {   # each module's dependencies load before it
+    local seen=" " m dep
+    for m in "${PMEM_MODULES[@]##*/}"; do
+        objcopy -O binary --only-section=.modinfo "$G/kernel/modules/$m.ko" "$W/modinfo"
+        for dep in $(tr '\0' '\n' <"$W/modinfo" | sed -n 's/^depends=//p' | tr ',' ' '); do
+            [[ $seen == *" ${dep//-/_} "* ]] ||
+                die "module $m needs $dep, which PMEM_MODULES does not load before it"
+        done
+        seen+="${m//-/_} "
+    done
+}
+pmem_check_modules
+pmem_initrd() {
+    local r=$W/pmem-initramfs m
+    mkdir -p "$r/bin" "$r/proc" "$r/sys" "$r/dev" "$r/root" "$r/lib/modules"
+    cp "$bb" "$r/bin/busybox"
+    for a in sh mount umount cat sed echo insmod usleep ls poweroff switch_root; do
+        ln -s busybox "$r/bin/$a"
+    done
+    for m in "${PMEM_MODULES[@]}"; do
+        cp "$G/kernel/modules/${m##*/}.ko" "$r/lib/modules/"
+    done
+    {
+        cat <<'EOF'
+#!/bin/busybox sh
+# Mounts root= (ext4) and hands over to its /sbin/init.
+export PATH=/bin
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+root=$(sed -n 's/.*\broot=\([^ ]*\).*/\1/p' /proc/cmdline)
+EOF
+        printf 'for m in'
+        printf ' %s' "${PMEM_MODULES[@]##*/}"
+        printf '; do\n'
+        cat <<'EOF'
+    insmod "/lib/modules/$m.ko" || echo "initramfs: insmod $m failed"
+done
+# The NVDIMM bus probes its regions asynchronously: wait up to 10 s.
+i=0
+while [ ! -b "$root" ] && [ $i -lt 200 ]; do usleep 50000; i=$((i + 1)); done
+if ! mount -t ext4 "$root" /root; then
+    echo "initramfs: cannot mount root=$root; block devices: $(ls /sys/class/block)"
+    poweroff -f
+fi
+umount /sys /proc
+exec switch_root /root /sbin/init
+EOF
+    } >"$r/init"
+    chmod 755 "$r/init"
+    (cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9n >"$W/pmem-initrd.img"
+}
+pmem_root_fs() {
+    local r=$W/pmem-root a
+    mkdir -p "$r/bin" "$r/sbin" "$r/etc" "$r/dev" "$r/proc" "$r/sys"
+    cp "$bb" "$r/bin/busybox"
+    for a in sh mount cat grep echo sync poweroff; do ln -s busybox "$r/bin/$a"; done
+    printf 'QCOWBOOT-ROOTFS-OK pmem-root %s\n' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" \
+        >"$r/etc/qcowboot-marker"
+    cp "$r/etc/qcowboot-marker" "$G/pmem-root.marker.new"
+    cat >"$r/sbin/init" <<'EOF'
+#!/bin/sh
+# The root file system's init: says where it runs, prints the marker kept
+# on this file system, writes a file here and powers off.
+export PATH=/bin
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+mount -t proc proc /proc
+echo "qcowboot test guest: /sbin/init on the root file system: $(grep ' / ' /proc/mounts)"
+cat /etc/qcowboot-marker
+echo "written by the guest" >/guest-wrote-this && sync &&
+    echo "qcowboot test guest: wrote /guest-wrote-this on the root file system"
+poweroff -f
+EOF
+    chmod 755 "$r/sbin/init"
+    rm -f "$W/pmem-root.ext4"
+    mke2fs -q -F -t ext4 -L pmemroot -E root_owner=0:0 -d "$r" "$W/pmem-root.ext4" 229M >/dev/null
+}
+pmem_initrd
+pmem_root_fs
+make_uki "$W/pmem-root.efi" pmem-root "$W/pmem-initrd.img" "root=/dev/pmem0p2"
+esp_with "$W/pmem-root.esp" 24 16 "$W/pmem-root.efi"
+d=$W/pmem-root.raw
+rm -f "$d"; truncate -s 256M "$d"
+sgdisk -n 1:2048:+24M -t 1:ef00 -c 1:"EFI system partition" \
+       -n 2:$(( 26 * 2048 )):+229M -t 2:8300 -c 2:"guest root" "$d" >/dev/null
+splice "$d" "$W/pmem-root.esp" 1
+splice "$d" "$W/pmem-root.ext4" 26
+t=$(guest_tree pmem-root plain)
+mkdir -p "$t"
+qemu-img convert -f raw -O qcow2 "$d" "$t/$(guest_image_name pmem-root plain)"
+mv "$d" "$(guest_raw pmem-root)"
+mv "$G/pmem-root.marker.new" "$G/pmem-root.marker"
 
 # --- negative cases: build/guests/bad/ ------------------------------------
 #   corrupt-header.qcow2   L1 table past the end of the file

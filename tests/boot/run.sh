@@ -23,6 +23,10 @@
 #      volatile (GRUB saves boots=xx, the image stays byte for byte as it
 #      was), read-write again (boots=xx in the image); after each boot the
 #      image passes qemu-img check and grub-editenv reads the block.
+#   7. "ramdisk": RAM-disk mode (tests/boot/ramdisk.sh): a guest whose root
+#      file system is ext4 on the image boots from the firmware's RAM disk
+#      and prints a marker read from that root; the shell-commands session
+#      also has RAM-disk mode's refusals.
 # A boot passes when the guest's marker is on the serial console and QEMU
 # exited 0 by itself (the guest powered off) within the time limit.
 #
@@ -34,6 +38,7 @@ set -uo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../firmware/lib.sh"
+. "$(dirname "$0")/ramdisk.sh"
 
 W=$BOOT_ROOT/build/tests/boot
 mkdir -p "$W"
@@ -57,7 +62,7 @@ CASES=${QB_BOOT_CASES:-"
     unattended:gpt-uki:zlib unattended:gpt-uki:zstd unattended:gpt-uki:l2ext
     unattended:gpt-uki:overlay unattended:mbr-uki:plain unattended:gpt-grub:zstd
     shell:gpt-uki:plain shell:mbr-uki:l2ext shell:gpt-grub:overlay
-    shell-commands menu-errors grubenv
+    shell-commands menu-errors grubenv ramdisk
 "}
 
 # console LOG: the serial log without terminal escapes and CRs.
@@ -219,6 +224,7 @@ shell_commands() {
     for f in "${BAD[@]}"; do
         fw_nsh_case "$nsh" "boot-${f%%|*}" "qcowboot.efi boot fs0:\\bad\\${f%%|*}"
     done
+    ramdisk_shell_cases "$nsh" "$d"
     fw_nsh_end "$nsh"
     bash "$BOOT_ROOT/tools/mkfat.sh" "$W/stick.img" "$d"
     rm -rf "$d"
@@ -249,6 +255,7 @@ shell_commands() {
             fail "shell: boot ${f%%|*}" "status ${st:-none}: $(tail -n 3 <<<"$out")"
         fi
     done
+    ramdisk_shell_checks "$txt"
     [ "$rc" -eq 0 ] && pass "shell: session ends (QEMU exit 0)" ||
         fail "shell: session ends" "QEMU exit $rc; console in $txt"
 }
@@ -321,6 +328,7 @@ for c in $CASES; do
     menu-errors) menu_errors ;;
     shell-commands) shell_commands ;;
     grubenv) grubenv ;;
+    ramdisk) ramdisk_boot ;;
     *) run_case "$mode" "$guest" "$v" ;;
     esac
 done
