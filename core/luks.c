@@ -209,6 +209,13 @@ static void af_merge(const qb_hash *h, const uint8_t *split, size_t len, uint32_
         d[k] ^= split[(size_t)(stripes - 1) * len + k];
 }
 
+/* HMAC computations of a PBKDF2 run: one set of iterations per hash-sized
+ * block of output (a 64-byte XTS key from SHA-256 costs twice its count). */
+static uint64_t kdf_work(const qb_hash *h, uint32_t iterations, size_t out_len)
+{
+    return (uint64_t)iterations * ((out_len + qb_hash_size(h) - 1) / qb_hash_size(h));
+}
+
 static bool equal_ct(const uint8_t *a, const uint8_t *b, size_t n)
 {
     uint8_t diff = 0;
@@ -237,7 +244,7 @@ static int try_slot(const qb_alloc *a, qb_backend *file, uint64_t base, const ui
     uint8_t slot_key[QB_CRYPTO_MAX_KEY], digest[LUKS_DIGEST_SIZE];
     qb_pbkdf2(s->hash, pass, pass_len, ks->salt, LUKS_SALT_SIZE, ks->iterations, slot_key,
               s->key_bytes, prog);
-    prog->base += ks->iterations;
+    prog->base += kdf_work(s->hash, ks->iterations, s->key_bytes);
     qb_cipher *c = qb_cipher_new(a, s->mode, s->ivgen, s->essiv_hash, slot_key, s->key_bytes);
     qb_wipe(slot_key, sizeof(slot_key));
     if (!c) {
@@ -252,7 +259,7 @@ static int try_slot(const qb_alloc *a, qb_backend *file, uint64_t base, const ui
     qb_free(a, split);
     qb_pbkdf2(s->hash, mk, s->key_bytes, h + F_MK_SALT, LUKS_SALT_SIZE, qb_be32(h + F_MK_ITER),
               digest, sizeof(digest), prog);
-    prog->base += qb_be32(h + F_MK_ITER);
+    prog->base += kdf_work(s->hash, qb_be32(h + F_MK_ITER), LUKS_DIGEST_SIZE);
     int ok = equal_ct(digest, h + F_MK_DIGEST, LUKS_DIGEST_SIZE);
     qb_wipe(digest, sizeof(digest));
     if (!ok)
@@ -330,7 +337,8 @@ int qb_luks_open(const qb_alloc *a, qb_backend *file, const char *what, uint64_t
             return r;
         if (active[i]) {
             nactive++;
-            prog.total += slots[i].iterations + (uint64_t)qb_be32(h + F_MK_ITER);
+            prog.total += kdf_work(s.hash, slots[i].iterations, s.key_bytes) +
+                          kdf_work(s.hash, qb_be32(h + F_MK_ITER), LUKS_DIGEST_SIZE);
         }
     }
     if (!nactive)
@@ -364,17 +372,19 @@ int qb_luks_open(const qb_alloc *a, qb_backend *file, const char *what, uint64_t
 
 /* --- new headers --- */
 
-/* Iterations that take about `ms` milliseconds here, measured on the
- * caller's clock; 0 when the clock does not move. */
-static uint32_t measure_iterations(const qb_hash *h, uint32_t ms, qb_clock_fn clock, void *ctx)
+/* Iterations after which deriving a key of key_len bytes takes about `ms`
+ * milliseconds here (as QEMU's iter-time), measured on the caller's clock;
+ * 0 when the clock does not move. */
+static uint32_t measure_iterations(const qb_hash *h, size_t key_len, uint32_t ms,
+                                   qb_clock_fn clock, void *ctx)
 {
     static const uint8_t pw[8] = "measure", salt[LUKS_SALT_SIZE] = { 0 };
-    uint8_t out[32];
+    uint8_t out[QB_CRYPTO_MAX_KEY];
     for (uint32_t n = 1u << 12; n <= (1u << 26); n <<= 1) {
         uint64_t s0, s1;
         uint32_t ns0, ns1;
         clock(ctx, &s0, &ns0);
-        qb_pbkdf2(h, pw, sizeof(pw), salt, sizeof(salt), n, out, sizeof(out), NULL);
+        qb_pbkdf2(h, pw, sizeof(pw), salt, sizeof(salt), n, out, key_len, NULL);
         clock(ctx, &s1, &ns1);
         uint64_t t0 = s0 * 1000000000ull + ns0, t1 = s1 * 1000000000ull + ns1;
         if (t1 > t0 && t1 - t0 >= 100000000ull) {      /* 100 ms or more: enough */
@@ -431,7 +441,7 @@ int qb_luks_create(const qb_alloc *a, qb_encrypt_params *p, const uint8_t *pass,
         return qb_err_set(err, QB_EUNSUPP, "no random number source to make a new key here");
     uint32_t iters = 0;
     if (p->iter_time_ms && clock)
-        iters = measure_iterations(s.hash, p->iter_time_ms, clock, clock_ctx);
+        iters = measure_iterations(s.hash, s.key_bytes, p->iter_time_ms, clock, clock_ctx);
     if (!iters)
         iters = QB_LUKS_DEFAULT_ITERS;
     if (iters < LUKS_MIN_ITERATIONS)

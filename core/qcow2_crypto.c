@@ -213,13 +213,28 @@ static void sector_iv(const qb_cipher *c, uint64_t sector, uint8_t iv[16])
         encrypt_block(&c->aux, iv);
 }
 
+/* 64-bit lanes for the XORs (any byte order: XOR is bytewise). */
+static uint64_t ld64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static void st64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+
+#define SECTOR_BLOCKS (QB_CRYPTO_SECTOR / 16)
+
 /* The XTS tweaks of the 32 blocks of a sector: T_0 = E2(iv), T_{j+1} =
  * T_j * alpha in GF(2^128), little-endian as IEEE 1619 says. */
 static void xts_tweaks(const qb_cipher *c, uint64_t sector, uint8_t t[QB_CRYPTO_SECTOR])
 {
     sector_iv(c, sector, t);
     uint64_t lo = le64(t), hi = le64(t + 8);
-    for (unsigned j = 1; j < QB_CRYPTO_SECTOR / 16; j++) {
+    for (unsigned j = 1; j < SECTOR_BLOCKS; j++) {
         uint64_t carry = hi >> 63;
         hi = (hi << 1) | (lo >> 63);
         lo = (lo << 1) ^ (0x87 & (0 - carry));
@@ -228,71 +243,68 @@ static void xts_tweaks(const qb_cipher *c, uint64_t sector, uint8_t t[QB_CRYPTO_
     }
 }
 
-static void xor16(uint8_t *d, const uint8_t *s)
+/* t and y: a sector each of scratch, owned by the caller (wiped once per
+ * call rather than per sector). */
+static void xts_decrypt_sector(const qb_cipher *c, uint64_t sector, uint8_t *buf, uint8_t *t,
+                               uint8_t *y)
 {
-    for (unsigned i = 0; i < 16; i++)
-        d[i] ^= s[i];
-}
-
-static void xts_decrypt_sector(const qb_cipher *c, uint64_t sector, uint8_t *buf)
-{
-    uint8_t t[QB_CRYPTO_SECTOR], y[QB_CRYPTO_SECTOR], iv[16] = { 0 };
+    uint8_t iv[16] = { 0 };
     xts_tweaks(c, sector, t);
-    for (unsigned i = 0; i < QB_CRYPTO_SECTOR; i++)
-        y[i] = buf[i] ^ t[i];
+    for (unsigned i = 0; i < QB_CRYPTO_SECTOR; i += 8)
+        st64(y + i, ld64(buf + i) ^ ld64(t + i));
     c->dec.vtable->run(&c->dec.vtable, iv, y, QB_CRYPTO_SECTOR);
     /* y_j = D(C_j ^ T_j) ^ (C_{j-1} ^ T_{j-1}); backwards, so that buf
      * still holds C_{j-1}. */
-    for (unsigned j = QB_CRYPTO_SECTOR / 16; j-- > 0;) {
-        uint8_t *p = buf + 16 * j;
-        if (j) {
-            memcpy(p, p - 16, 16);
-            xor16(p, t + 16 * (j - 1));
-        } else {
-            memset(p, 0, 16);
-        }
-        xor16(p, y + 16 * j);
-        xor16(p, t + 16 * j);
+    for (unsigned j = SECTOR_BLOCKS; j-- > 1;) {
+        for (unsigned k = 16 * j; k < 16 * j + 16; k += 8)
+            st64(buf + k, ld64(buf + k - 16) ^ ld64(t + k - 16) ^ ld64(y + k) ^ ld64(t + k));
     }
-    qb_wipe(y, sizeof(y));
-    qb_wipe(t, sizeof(t));
+    for (unsigned k = 0; k < 16; k += 8)
+        st64(buf + k, ld64(y + k) ^ ld64(t + k));
 }
 
-static void xts_encrypt_sector(const qb_cipher *c, uint64_t sector, uint8_t *buf)
+static void xts_encrypt_sector(const qb_cipher *c, uint64_t sector, uint8_t *buf, uint8_t *t)
 {
-    uint8_t t[QB_CRYPTO_SECTOR], iv[16];
+    uint8_t iv[16];
     xts_tweaks(c, sector, t);
-    for (unsigned j = 0; j < QB_CRYPTO_SECTOR / 16; j++) {
+    for (unsigned j = 0; j < SECTOR_BLOCKS; j++) {
         memcpy(iv, t + 16 * j, 16);
         c->enc.vtable->run(&c->enc.vtable, iv, buf + 16 * j, 16);
-        xor16(buf + 16 * j, t + 16 * j);
+        st64(buf + 16 * j, ld64(buf + 16 * j) ^ ld64(t + 16 * j));
+        st64(buf + 16 * j + 8, ld64(buf + 16 * j + 8) ^ ld64(t + 16 * j + 8));
     }
-    qb_wipe(t, sizeof(t));
-    qb_wipe(iv, sizeof(iv));
 }
 
 void qb_cipher_decrypt(const qb_cipher *c, uint64_t sector, uint8_t *buf, size_t len)
 {
+    uint8_t t[QB_CRYPTO_SECTOR], y[QB_CRYPTO_SECTOR];
     for (; len >= QB_CRYPTO_SECTOR; len -= QB_CRYPTO_SECTOR, buf += QB_CRYPTO_SECTOR, sector++) {
         if (c->mode == QB_MODE_XTS) {
-            xts_decrypt_sector(c, sector, buf);
+            xts_decrypt_sector(c, sector, buf, t, y);
         } else {
             uint8_t iv[16];
             sector_iv(c, sector, iv);
             c->dec.vtable->run(&c->dec.vtable, iv, buf, QB_CRYPTO_SECTOR);
         }
     }
+    if (c->mode == QB_MODE_XTS) {
+        qb_wipe(t, sizeof(t));
+        qb_wipe(y, sizeof(y));
+    }
 }
 
 void qb_cipher_encrypt(const qb_cipher *c, uint64_t sector, uint8_t *buf, size_t len)
 {
+    uint8_t t[QB_CRYPTO_SECTOR];
     for (; len >= QB_CRYPTO_SECTOR; len -= QB_CRYPTO_SECTOR, buf += QB_CRYPTO_SECTOR, sector++) {
         if (c->mode == QB_MODE_XTS) {
-            xts_encrypt_sector(c, sector, buf);
+            xts_encrypt_sector(c, sector, buf, t);
         } else {
             uint8_t iv[16];
             sector_iv(c, sector, iv);
             c->enc.vtable->run(&c->enc.vtable, iv, buf, QB_CRYPTO_SECTOR);
         }
     }
+    if (c->mode == QB_MODE_XTS)
+        qb_wipe(t, sizeof(t));
 }

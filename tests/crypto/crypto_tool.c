@@ -7,6 +7,9 @@
  *   crypto_tool cipher enc|dec xts|cbc plain|plain64|essiv KEYHEX SECTOR
  *       encrypts or decrypts standard input (whole 512-byte sectors, the
  *       first one numbered SECTOR) to standard output
+ *   crypto_tool open IMAGE PASSFILE
+ *       opens IMAGE with the key derivation's progress reported, prints
+ *       "progress CALLS DONE/TOTAL" (and "backwards" if done ever fell)
  *   crypto_tool impl
  *       prints which AES code runs
  *   crypto_tool encrypt-new IMAGE PASSFILE OPTIONS
@@ -22,6 +25,7 @@
 #include <time.h>
 
 #include "posix_backend.h"
+#include "qb_image.h"
 #include "qcow2_crypto.h"
 
 static void *t_alloc(void *ctx, size_t n)
@@ -119,6 +123,37 @@ static int cmd_cipher(int argc, char **argv)
     return 0;
 }
 
+static int cmd_open(int argc, char **argv)
+{
+    if (argc != 4)
+        return usage();
+    FILE *pf = fopen(argv[3], "rb");
+    uint8_t pass[1024];
+    size_t plen = pf ? fread(pass, 1, sizeof(pass), pf) : 0;
+    if (pf)
+        fclose(pf);
+    progress_log log = { 0, 0, 0, 0 };
+    qb_open_opts o;
+    memset(&o, 0, sizeof(o));
+    o.alloc = alloc;
+    o.opener = &posix_opener;
+    o.filename = argv[2];
+    o.passphrase = pass;
+    o.passphrase_len = plen;
+    o.kdf_progress = on_progress;
+    o.kdf_progress_ctx = &log;
+    qb_image *img;
+    qb_err err = { 0, "" };
+    if (qb_image_open(&img, &o, &err)) {
+        fprintf(stderr, "crypto_tool: %s\n", err.msg);
+        return 1;
+    }
+    qb_image_close(img);
+    printf("progress %u %llu/%llu%s\n", log.calls, (unsigned long long)log.done,
+           (unsigned long long)log.total, log.backwards ? " backwards" : "");
+    return 0;
+}
+
 static int host_rng(void *ctx, void *buf, size_t len)
 {
     for (size_t done = 0; done < len;) {
@@ -184,6 +219,8 @@ int main(int argc, char **argv)
         return cmd_pbkdf2(argc, argv);
     if (strcmp(argv[1], "cipher") == 0)
         return cmd_cipher(argc, argv);
+    if (strcmp(argv[1], "open") == 0)
+        return cmd_open(argc, argv);
     if (strcmp(argv[1], "impl") == 0)
         return printf("%s\n", qb_cipher_impl()) < 0;
     if (strcmp(argv[1], "encrypt-new") == 0)

@@ -56,6 +56,11 @@ SEC=(--object "secret,id=sec0,file=$W/pass")
 opts() { echo "driver=qcow2,file.filename=$1,encrypt.key-secret=sec0"; }
 qio() { local img=$1; shift; qemu-io "${SEC[@]}" --image-opts "$(opts "$img")" "$@"; }
 qb() { "$QB" --passphrase-file "$W/pass" "$@"; }
+# mkimg ARGS...: qemu-img create, failing the suite's step loudly.
+mkimg() {
+    local out
+    out=$(qemu-img create -q "$@" 2>&1) || { fail "qemu-img create ${*: -2:1}" "$out"; return 1; }
+}
 # no_sanitizer FILE: the sanitizers said nothing in FILE.
 no_sanitizer() { ! grep -q -e 'Sanitizer' -e 'runtime error' "$1"; }
 
@@ -206,7 +211,7 @@ iter() { case $1 in *luks*) echo ",encrypt.iter-time=10" ;; esac; }
 for combo in "${COMBOS[@]}"; do
     name=${combo%%|*} o=${combo#*|}
     img=$W/$name.qcow2
-    qemu-img create -q -f qcow2 "${SEC[@]}" -o "encrypt.key-secret=sec0,$o$(iter "$o")" "$img" $SIZE
+    mkimg -f qcow2 "${SEC[@]}" -o "encrypt.key-secret=sec0,$o$(iter "$o")" "$img" $SIZE
     roundtrip "qemu-img $name" "$img"
     rm -f "$img" "$W/qemu-img $name.model"
 done
@@ -230,7 +235,7 @@ done
 
 # A default LUKS image: the same header, tables and LUKS header clusters
 # as qemu-img's (only the keys, salts and UUID differ).
-qemu-img create -q -f qcow2 "${SEC[@]}" -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 \
+mkimg -f qcow2 "${SEC[@]}" -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 \
     "$W/q.qcow2" 64M
 "$QB" create -q -f qcow2 "$W/n.qcow2" 64M
 "$TOOL" encrypt-new "$W/n.qcow2" "$W/pass" encrypt.format=luks,encrypt.iter-time=10 >/dev/null
@@ -247,7 +252,7 @@ if grep -q 'cipher alg: aes-256' <<<"$info" && grep -q 'cipher mode: xts' <<<"$i
 else
     fail "new luks: qemu-img info names aes-256 xts-plain64 sha256" "$info"
 fi
-qemu-img create -q -f qcow2 "${SEC[@]}" -o encrypt.format=aes,encrypt.key-secret=sec0 "$W/qa.qcow2" 64M
+mkimg -f qcow2 "${SEC[@]}" -o encrypt.format=aes,encrypt.key-secret=sec0 "$W/qa.qcow2" 64M
 "$QB" create -q -f qcow2 "$W/na.qcow2" 64M
 "$TOOL" encrypt-new "$W/na.qcow2" "$W/pass" encrypt.format=aes
 if cmp -s "$W/qa.qcow2" "$W/na.qcow2"; then pass "new aes: the file qemu-img writes"; else
@@ -264,7 +269,7 @@ rm -f "$W"/q.qcow2 "$W"/n.qcow2 "$W"/qa.qcow2 "$W"/na.qcow2 "$W"/d.qcow2
 
 # --- snapshots and repair on an encrypted image (new tables, same LUKS header) ---
 img=$W/snap.qcow2
-qemu-img create -q -f qcow2 "${SEC[@]}" -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 "$img" 4M
+mkimg -f qcow2 "${SEC[@]}" -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 "$img" 4M
 qio "$img" -c "write -P 0x21 0 1M" >/dev/null
 check "snapshot: create" qb snapshot -c s1 "$img"
 check "snapshot: write after" qb io "$img" -c "write -P 0x22 0 64k"
@@ -282,6 +287,15 @@ qemu-img amend "${SEC[@]}" --object "secret,id=sec1,file=$W/other" --image-opts 
 check "key slots: the second passphrase (slot 5)" \
     "$QB" --passphrase-file "$W/other" io "$img" -c "read -P 0x21 0 1M"
 check "key slots: the first one still" qb io "$img" -c "read -P 0x21 0 1M"
+# Progress over both slots' work (slot 0 fails, slot 5 opens): it ends at
+# its total and never goes back.
+out=$("$TOOL" open "$img" "$W/other")
+if [[ $out =~ ^progress\ ([0-9]+)\ ([0-9]+)/([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -ge 4 ] &&
+   [ "${BASH_REMATCH[2]}" = "${BASH_REMATCH[3]}" ]; then
+    pass "key slots: key derivation progress"
+else
+    fail "key slots: key derivation progress" "$out"
+fi
 qemu-img amend --object "secret,id=sec1,file=$W/other" \
     --image-opts "driver=qcow2,file.filename=$img,encrypt.key-secret=sec1" \
     -o encrypt.state=inactive,encrypt.keyslot=0
@@ -293,7 +307,7 @@ rm -f "$img"
 
 # --- compressed clusters: QEMU stores them in clear and reads them so ---
 img=$W/comp.qcow2
-qemu-img create -q -f qcow2 "${SEC[@]}" -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 "$img" 4M
+mkimg -f qcow2 "${SEC[@]}" -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 "$img" 4M
 qio "$img" -c "write -c -P 0x31 0 64k" -c "write -P 0x32 64k 64k" >/dev/null
 qemu-img convert "${SEC[@]}" --image-opts "$(opts "$img")" -O raw "$W/comp.ref"
 qb convert "$img" "$W/comp.qb"
@@ -305,9 +319,9 @@ if [ $? -ne 0 ] && grep -q 'cannot be written into an encrypted image' <<<"$out"
 
 # --- an encrypted overlay over an encrypted backing file, one passphrase ---
 base=$W/base.qcow2 top=$W/top.qcow2
-qemu-img create -q -f qcow2 "${SEC[@]}" -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 "$base" 4M
+mkimg -f qcow2 "${SEC[@]}" -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 "$base" 4M
 qio "$base" -c "write -P 0x41 0 2M" >/dev/null
-qemu-img create -q -f qcow2 "${SEC[@]}" -b "$base" -F qcow2 \
+mkimg -f qcow2 "${SEC[@]}" -b "$base" -F qcow2 \
     -o encrypt.format=aes,encrypt.key-secret=sec0 "$top" 4M
 check "chain: qcowboot writes the overlay" qb io "$top" -c "write -P 0x42 1000 3000"
 qemu-img convert "${SEC[@]}" --image-opts \
@@ -319,7 +333,7 @@ if cmp -s "$W/chain.ref" "$W/chain.qb"; then pass "chain: convert = qemu-img con
 
 # --- errors: clear words, a failing exit status, no sanitizer findings ---
 lk=$W/err.qcow2
-qemu-img create -q -f qcow2 "${SEC[@]}" -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 "$lk" 4M
+mkimg -f qcow2 "${SEC[@]}" -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 "$lk" 4M
 qio "$lk" -c "write -P 0x51 0 64k" >/dev/null
 # refused NAME REGEX IMAGE [PASSFILE]: convert fails saying REGEX and writes no output.
 refused() {
