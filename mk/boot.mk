@@ -6,6 +6,9 @@
 #   make guests       builds the guests and their qcow2 variants
 #   make test-boot    boots them from a stick through qcowboot.efi
 #   make bench-boot   time to the guest's marker: raw disk vs via qcowboot
+#   make bench-ramdisk  RAM-disk mode: the load rate in the firmware, and the
+#                     time to the root file system's marker, raw disk vs
+#                     qcowboot's RAM disk from qcow2
 
 guests: $(DEPS_STAMP)
 	bash tests/boot/make-guests.sh
@@ -16,4 +19,7 @@ test-boot: all guests
 bench-boot: all guests
 	bash tests/boot/bench-boot.sh
 
-.PHONY: guests test-boot bench-boot
+bench-ramdisk: all guests
+	bash tests/boot/bench-ramdisk.sh
+
+.PHONY: guests test-boot bench-boot bench-ramdisk
