@@ -5,7 +5,7 @@
 #include <string.h>
 #include "cmd_create_opts.h"
 #include "qb_image_internal.h"
-#include "qcow2_create.h"
+#include "qb_create.h"
 
 #define CONVERT_CHUNK (2u << 20)
 #define ZERO_BLOCK 4096u
@@ -187,7 +187,7 @@ static int convert_qcow2(const qb_env *env, qb_image *img, const char *output,
         qb_cmd_error(env, "%s", err.msg);
         return 1;
     }
-    if (qb_qcow2_create_alloc(&env->alloc, file, output, o, &err)) {
+    if (qb_qcow2_create(&env->alloc, file, output, o, &err)) {
         file->vt->close(file);
         qb_cmd_error(env, "%s", err.msg);
         return 1;

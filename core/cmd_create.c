@@ -5,7 +5,7 @@
  */
 #include <string.h>
 #include "cmd_create_opts.h"
-#include "qcow2_create.h"
+#include "qb_create.h"
 
 #define ZERO_CHUNK (1u << 20)
 
@@ -227,7 +227,7 @@ int qb_cmd_create(const qb_env *env, int argc, char **argv)
     if (strcmp(fmt, "raw") == 0)
         r = create_raw(env, file, image, s.o.size, s.o.prealloc, &err);
     else
-        r = qb_qcow2_create_alloc(&env->alloc, file, image, &s.o, &err);
+        r = qb_qcow2_create(&env->alloc, file, image, &s.o, &err);
     file->vt->close(file);
     if (r) {
         qb_cmd_error(env, "%s", err.msg[0] ? err.msg : qb_strerror(r));

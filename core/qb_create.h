@@ -28,9 +28,12 @@ typedef struct qb_create_opts {
     qb_prealloc prealloc;
 } qb_create_opts;
 
-/* Writes a new qcow2 image into `file` (empty or truncated by the caller).
- * `filename` is for messages. */
-int qb_qcow2_create(qb_backend *file, const char *filename, const qb_create_opts *o,
-                    qb_err *err);
+/* Checks the options alone (before a file is created for them). */
+int qb_qcow2_create_check(const qb_create_opts *o, const char *filename, qb_err *err);
+/* Writes a new qcow2 image into `file` (empty or truncated by the caller),
+ * laid out as qemu-img lays it out; memory through `a`. `filename` is for
+ * messages. */
+int qb_qcow2_create(const qb_alloc *a, qb_backend *file, const char *filename,
+                    const qb_create_opts *o, qb_err *err);
 
 #endif

@@ -11,7 +11,7 @@
  * the end marker, and the backing file name.
  */
 #include <string.h>
-#include "qcow2_create.h"
+#include "qb_create.h"
 #include "qb_endian.h"
 #include "qcow2.h"
 #include "qcow2_layout.h"
@@ -418,7 +418,7 @@ int qb_qcow2_create_check(const qb_create_opts *o, const char *filename, qb_err 
     return check_options(o, filename, &p, err);
 }
 
-int qb_qcow2_create_alloc(const qb_alloc *a, qb_backend *file, const char *filename,
+int qb_qcow2_create(const qb_alloc *a, qb_backend *file, const char *filename,
                           const qb_create_opts *o, qb_err *err)
 {
     create_params p;
@@ -438,14 +438,4 @@ int qb_qcow2_create_alloc(const qb_alloc *a, qb_backend *file, const char *filen
         r = write_image(&p, &l, file, a, err);
     qcow2_layout_free(&l);
     return r;
-}
-
-int qb_qcow2_create(qb_backend *file, const char *filename, const qb_create_opts *o,
-                    qb_err *err)
-{
-    (void)file;
-    (void)o;
-    return qb_err_set(err, QB_EINVAL,
-                      "%s: qb_qcow2_create has no allocator to lay out the image with; use "
-                      "qb_qcow2_create_alloc", filename);
 }
