@@ -166,14 +166,15 @@ static void print_rate(char *buf, size_t size, uint64_t bytes, uint64_t us)
                 (unsigned long long)(r % 10));
 }
 
-/* The progress bar, redrawn in place at most four times a second. */
+/* The progress bar, redrawn in place every quarter of a second, and at
+ * the end. */
 static void draw(load *l, bool last)
 {
     uint64_t now = rdtsc();
     char bar[BAR_WIDTH + 1], rate[32];
     unsigned filled;
 
-    if (!last && l->last_draw && now - l->last_draw < l->hz / 4)
+    if (!last && now - l->last_draw < l->hz / 4)
         return;
     l->last_draw = now;
     filled = (unsigned)(l->done * BAR_WIDTH / l->size);
@@ -352,6 +353,40 @@ static int boot_ramdisk(const qb_env *env, const ramdisk *rd, const char *name)
     return status;
 }
 
+/* True when one of our disks (a `mount`) has the image at `name`
+ * (canonical) attached read-write: its blocks may move under our reads. */
+static bool attached_read_write(const char *name)
+{
+    char dev[QB_EFI_DEV_MAX];
+    int dl = qb_efi_path_devlen(name);
+    EFI_HANDLE vh, *handles = NULL;
+    EFI_DEVICE_PATH *volume;
+    UINTN n = 0;
+    qb_err err;
+    bool rw = false;
+
+    if (dl >= QB_EFI_DEV_MAX)
+        return false;
+    memcpy(dev, name, dl > 0 ? (size_t)dl : 0);
+    dev[dl > 0 ? dl : 0] = '\0';
+    if (qb_efi_volume_handle(dev, &vh, &err) < 0 || !(volume = DevicePathFromHandle(vh)) ||
+        BS->LocateHandleBuffer(ByProtocol, &qb_efi_disk_protocol_guid, NULL, &n, &handles) !=
+            EFI_SUCCESS)
+        return false;
+    for (UINTN i = 0; i < n && !rw; i++) {
+        qb_efi_disk_info *info;
+        EFI_DEVICE_PATH *dp = DevicePathFromHandle(handles[i]);
+
+        rw = dp &&
+             BS->HandleProtocol(handles[i], &qb_efi_disk_protocol_guid, (void **)&info) ==
+                 EFI_SUCCESS &&
+             info->revision >= 2 && info->mode && strcmp(info->mode, "read-write") == 0 &&
+             qb_efi_devpath_is_image(dp, volume, name + (dl > 0 ? dl + 1 : 0));
+    }
+    BS->FreePool(handles);
+    return rw;
+}
+
 /* Opens the image read-only (the environment's opener; a passphrase as the
  * engine's commands ask for one). `name` gets its canonical path. */
 static int open_image(const qb_env *env, const char *image, const char *snapshot,
@@ -361,6 +396,10 @@ static int open_image(const qb_env *env, const char *image, const char *snapshot
 
     if (qb_efi_resolve(NULL, image, name, &err) < 0) {
         qb_efi_error(env, "%s", err.msg[0] ? err.msg : qb_strerror(err.code));
+        return 1;
+    }
+    if (attached_read_write(name)) {
+        qb_efi_error(env, "%s is attached read-write (unmount it first)", name);
         return 1;
     }
     qb_printf(&env->out, "Opening %s%s%s\n", name, snapshot ? " at snapshot " : "",
@@ -402,7 +441,7 @@ static int load_image(const qb_env *env, qb_image *img, const char *name, ramdis
     l.ram = (uint8_t *)(UINTN)rd->base;
     l.size = vsize;
     l.hz = tsc_hz();
-    l.t0 = rdtsc();
+    l.t0 = l.last_draw = rdtsc();
     if (fill(&l, img, &err) < 0) {
         draw(&l, true);
         qb_efi_error(env, "%s: loading stopped at offset %llu: %s", name,

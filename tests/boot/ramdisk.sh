@@ -18,7 +18,11 @@
 #                         within the shell-commands session: a 64 GiB image
 #                         is refused before loading with the memory it needs
 #                         and the memory there is; --ramdisk with mount, or
-#                         with --volatile, is a usage error.
+#                         with --volatile, is a usage error; an image
+#                         mounted read-write is refused; an image whose ESP
+#                         has no boot loader is loaded, fails to boot, and
+#                         its RAM disk goes away again (no file system of it
+#                         left in `map -r`).
 
 # The memory the RAM-disk boot gets: the 256 MiB disk, what qcowboot leaves
 # the OS (QB_EFI_RAMDISK_OS_MIB), and the firmware's own.
@@ -104,6 +108,11 @@ ramdisk_shell_cases() {
     fw_nsh_case "$nsh" ramdisk-too-big 'qcowboot.efi boot --ramdisk fs0:\huge.qcow2'
     fw_nsh_case "$nsh" ramdisk-mount 'qcowboot.efi mount --ramdisk fs0:\guest.qcow2'
     fw_nsh_case "$nsh" ramdisk-volatile 'qcowboot.efi boot --ramdisk --volatile fs0:\guest.qcow2'
+    fw_nsh_case "$nsh" ramdisk-mount-rw 'qcowboot.efi mount fs0:\guest.qcow2'
+    fw_nsh_case "$nsh" ramdisk-busy 'qcowboot.efi boot --ramdisk fs0:\guest.qcow2'
+    fw_nsh_case "$nsh" ramdisk-unmount 'qcowboot.efi unmount'
+    fw_nsh_case "$nsh" ramdisk-no-loader 'qcowboot.efi boot --ramdisk fs0:\bad\no-loader.qcow2'
+    fw_nsh_case "$nsh" ramdisk-map 'map -r'
 }
 
 # ramdisk_shell_checks TXT: judges those sections in the session's console.
@@ -129,4 +138,24 @@ ramdisk_shell_checks() {
             fail "shell: ${s%%:*}" "status ${st:-none}: $(tail -n 3 <<<"$out")"
         fi
     done
+    st=$(fw_status "$txt" ramdisk-busy)
+    out=$(fw_section "$txt" ramdisk-busy)
+    if [ "$(fw_status "$txt" ramdisk-mount-rw)" = 0 ] && [ -n "$st" ] && [ "$st" != 0 ] &&
+        grep -q -F 'guest.qcow2 is attached read-write (unmount it first)' <<<"$out"; then
+        pass "shell: boot --ramdisk of an image mounted read-write is refused"
+    else
+        fail "shell: boot --ramdisk of a mounted image" "status ${st:-none}: $(tail -n 3 <<<"$out")"
+    fi
+    st=$(fw_status "$txt" ramdisk-no-loader)
+    out=$(fw_section "$txt" ramdisk-no-loader)
+    if [ -n "$st" ] && [ "$st" != 0 ] && grep -q '^RAM disk loaded: ' <<<"$out" &&
+        grep -q -F 'not found on the EFI system partition' <<<"$out" &&
+        ! grep -q -F 'would not remove the RAM disk' <<<"$out" &&
+        [ "$(fw_section "$txt" ramdisk-map | grep -c -E '^ *FS[0-9]+:')" = \
+          "$(fw_section "$txt" map-after | grep -c -E '^ *FS[0-9]+:')" ]; then
+        pass "shell: boot --ramdisk without a boot loader fails and removes the RAM disk"
+    else
+        fail "shell: boot --ramdisk without a boot loader" \
+            "status ${st:-none}: $(tail -n 4 <<<"$out" | tr '\n' '|') map: $(fw_section "$txt" ramdisk-map | tr '\n' '|')"
+    fi
 }
