@@ -167,25 +167,41 @@ int qb_cmd_open_rw(const qb_env *env, const char *filename, const char *format,
     o.kdf_progress = env->kdf_progress;
     o.kdf_progress_ctx = env->kdf_progress_ctx;
     qb_err err = { 0, "" };
-    int r = qb_image_open(out, &o, &err);
-    if (r == QB_ECRYPT && !env->passphrase && env->ask_passphrase) {
-        /* Asked for on the console; wiped as soon as the open returns. */
-        uint8_t pass[QB_PASSPHRASE_MAX];
-        for (unsigned attempt = 1; r == QB_ECRYPT && attempt <= QB_PASSPHRASE_TRIES; attempt++) {
-            if (attempt > 1)
-                qb_cmd_error(env, "%s", err.msg);
-            size_t len = 0;
-            if (env->ask_passphrase(env->ask_ctx, filename, attempt, pass, sizeof(pass), &len))
-                break;
-            o.passphrase = pass;
-            o.passphrase_len = len < sizeof(pass) ? len : sizeof(pass);
-            r = qb_image_open(out, &o, &err);
-            qb_wipe(pass, sizeof(pass));
-        }
-    }
+    qb_passphrase_prompt prompt;
+    prompt.asked = 0;
+    int r;
+    do
+        r = qb_image_open(out, &o, &err);
+    while (qb_passphrase_retry(env, &prompt, filename, r, &err, &o));
     if (r)
         qb_cmd_error(env, "%s", err.msg[0] ? err.msg : qb_strerror(r));
     return r;
+}
+
+bool qb_passphrase_retry(const qb_env *env, qb_passphrase_prompt *p, const char *image, int r,
+                         const qb_err *err, qb_open_opts *o)
+{
+    bool asked_before = p->asked > 0;
+    if (r == QB_ECRYPT && env->ask_passphrase && p->asked < QB_PASSPHRASE_TRIES &&
+        (!o->passphrase || asked_before)) {
+        if (asked_before)
+            qb_cmd_error(env, "%s", err->msg);
+        size_t len = 0;
+        p->asked++;
+        if (env->ask_passphrase(env->ask_ctx, image, p->asked, p->buf, sizeof(p->buf), &len) ==
+            0) {
+            o->passphrase = p->buf;
+            o->passphrase_len = len < sizeof(p->buf) ? len : sizeof(p->buf);
+            return true;
+        }
+    }
+    /* The answer is wiped as soon as the open that used it returned. */
+    if (asked_before) {
+        qb_wipe(p->buf, sizeof(p->buf));
+        o->passphrase = NULL;
+        o->passphrase_len = 0;
+    }
+    return false;
 }
 
 /* --passphrase-file: the whole file is the passphrase, byte for byte (no

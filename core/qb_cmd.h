@@ -54,6 +54,24 @@ typedef struct qb_env {
 #define QB_PASSPHRASE_TRIES 3
 #define QB_PASSPHRASE_MAX 1024     /* bytes asked for or read from a file */
 
+/*
+ * Opening an image whose passphrase is asked for: the caller loops
+ *     do r = qb_image_open(&img, &o, &err);
+ *     while (qb_passphrase_retry(env, &prompt, name, r, &err, &o));
+ * with a zeroed prompt. While the open fails with QB_ECRYPT, no passphrase
+ * came with the options and env->ask_passphrase can ask (at most
+ * QB_PASSPHRASE_TRIES times), it reports a wrong one on env->err, asks,
+ * points o at the answer and returns true. Otherwise it wipes the answer
+ * and returns false, leaving r and err to the caller.
+ */
+struct qb_open_opts;
+typedef struct qb_passphrase_prompt {
+    uint8_t buf[QB_PASSPHRASE_MAX];
+    unsigned asked;
+} qb_passphrase_prompt;
+bool qb_passphrase_retry(const qb_env *env, qb_passphrase_prompt *p, const char *image, int r,
+                         const qb_err *err, struct qb_open_opts *o);
+
 /* Runs one command. argv[0] is the command ("info", "map", ...); a missing
  * or unknown command prints the usage. Returns the exit status. */
 int qb_cmd_main(const qb_env *env, int argc, char **argv);

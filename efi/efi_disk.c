@@ -153,12 +153,15 @@ static int open_image(qb_efi_disk *disk, bool writable, qb_err *err)
     char resolved[QB_PATH_MAX];
     qb_backend *file = NULL;
     qb_open_opts o;
+    qb_passphrase_prompt prompt;    /* encrypted images: asked on the console */
     int r;
 
+    memset(&o, 0, sizeof o);
+    prompt.asked = 0;
+again:
     r = open_layer_file(disk, NULL, disk->name, writable, &file, resolved, err);
     if (r < 0)
         return r;
-    memset(&o, 0, sizeof o);
     o.alloc = disk->env.alloc;
     o.opener = &disk->opener;
     o.warn = (qb_warn){ &disk->env, warn_console };
@@ -170,7 +173,11 @@ static int open_image(qb_efi_disk *disk, bool writable, qb_err *err)
     /* Nothing may wait in the engine for a flush that never comes: the
      * guest's loader may call ExitBootServices after any write. */
     o.writethrough = writable;
+    o.kdf_progress = disk->env.kdf_progress;
+    o.kdf_progress_ctx = disk->env.kdf_progress_ctx;
     r = qb_image_open(&disk->img, &o, err);     /* owns file from here on */
+    if (qb_passphrase_retry(&disk->env, &prompt, disk->name, r, err, &o))
+        goto again;
     if (r == QB_OK && writable && !qb_image_is_writable(disk->img)) {
         qb_image_close(disk->img);
         disk->img = NULL;

@@ -11,6 +11,7 @@
  */
 #include "qb_boot.h"
 #include "efi_disk.h"
+#include "efi_passphrase.h"
 
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 
@@ -42,6 +43,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
         .out = qb_efi_stdout,
         .err = qb_efi_stderr,
         .program = QB_EFI_PROGRAM,
+        .ask_passphrase = qb_efi_ask_passphrase,
+        .kdf_progress = qb_efi_kdf_progress,
     };
 
     st = qb_efi_args_get(image, &args);
