@@ -2,7 +2,7 @@
 # tests/run-all.sh runs them in order and sums the counts.
 
 TEST_SUITES := tests/unit/run.sh tests/conformance/run.sh tests/bad/run.sh $(FUZZ_SMOKE_SUITE) \
-               tests/writer/run.sh tests/crash/run.sh tests/crypto/run.sh \
+               tests/writer/run.sh tests/crash/run.sh tests/crypto/run.sh tests/crypto/firmware.sh \
                tests/firmware/run.sh tests/firmware/disk.sh tests/firmware/stick.sh \
                tests/boot/run.sh tests/secureboot/run.sh
 
