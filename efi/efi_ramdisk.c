@@ -321,8 +321,10 @@ static void remove_ramdisk(const qb_env *env, qb_efi_ram_disk_protocol *rdp, ram
 }
 
 /* Boots from the registered RAM disk, with a raw image over its memory for
- * the partition table. */
-static int boot_ramdisk(const qb_env *env, const ramdisk *rd, const char *name)
+ * the partition table. The disk handed on names the image (and snapshot)
+ * it came from. */
+static int boot_ramdisk(const qb_env *env, const ramdisk *rd, const char *name,
+                        const char *snapshot)
 {
     qb_efi_disk *disk = qb_zalloc(&qb_efi_alloc, sizeof *disk);
     qb_mem_backend mem;
@@ -350,8 +352,15 @@ static int boot_ramdisk(const qb_env *env, const ramdisk *rd, const char *name)
     disk->mode = QB_EFI_RAMDISK;
     disk->env = *env;
     qb_snprintf(disk->name, sizeof disk->name, "%s", name);
+    if (snapshot) {
+        size_t n = strlen(snapshot) + 1;
+        disk->snapshot = qb_malloc(&qb_efi_alloc, n);
+        if (disk->snapshot)
+            memcpy(disk->snapshot, snapshot, n);
+    }
     status = qb_efi_boot_disk(env, disk);
     qb_image_close(disk->img);
+    qb_free(&qb_efi_alloc, disk->snapshot);
     qb_free(&qb_efi_alloc, disk);
     return status;
 }
@@ -523,7 +532,7 @@ int qb_efi_ramdisk_boot(const qb_env *env, const char *image, const char *snapsh
     qb_printf(&env->out, "  ramdisk: the guest's writes go to memory only and are lost at "
               "power-off; the image is not written\n");
 
-    status = boot_ramdisk(env, &rd, name);
+    status = boot_ramdisk(env, &rd, name, snapshot);
     remove_ramdisk(env, rdp, &rd, name);
     return status;
 }
