@@ -190,6 +190,14 @@ roundtrip() {
         fail "$name: qcowboot io" "$out"; fi
     qemu-io -f raw "$model" "${W2[@]}" >/dev/null
     judge "$name" "$img" "$model"
+    # Reads of parts of sectors, and across a cluster boundary.
+    if out=$(qb io "$img" -c "read -P 0x55 1 511" -c "read -P 0x66 65535 2" \
+             -c "read -P 0x88 10000001 1000" -c "read -P 0x99 100001 70000" \
+             -c "read -P 0x22 399995 5" 2>&1); then
+        pass "$name: qcowboot reads parts of sectors"
+    else
+        fail "$name: qcowboot reads parts of sectors" "$out"
+    fi
 }
 
 COMBOS=(
