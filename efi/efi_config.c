@@ -231,8 +231,8 @@ static void parse_entry(qb_stick_config *cfg, int line, const char *v, size_t n)
     }
     e->mode = QB_EFI_MODE_UNSET;
     if (nf > 3 && flen[3] > 0 && !parse_mode(field[3], flen[3], &e->mode)) {
-        qb_stick_config_note(cfg, "%s, line %d: mode '%.*s' is not read-write, read-only or "
-                             "volatile; entry skipped", cfg->source, line,
+        qb_stick_config_note(cfg, "%s, line %d: mode '%.*s' is not read-write, read-only, "
+                             "volatile or ramdisk; entry skipped", cfg->source, line,
                              (int)(flen[3] > 40 ? 40 : flen[3]), field[3]);
         return;
     }
@@ -314,8 +314,8 @@ static void parse_line(qb_stick_config *cfg, int line, const char *s, size_t n)
         parse_timeout(cfg, line, val, vlen);
     } else if (eq_nocase("mode", key, klen)) {
         if (!parse_mode(val, vlen, &cfg->default_mode))
-            qb_stick_config_note(cfg, "%s, line %d: mode '%.*s' is not read-write, read-only "
-                                 "or volatile; ignored", cfg->source, line,
+            qb_stick_config_note(cfg, "%s, line %d: mode '%.*s' is not read-write, read-only, "
+                                 "volatile or ramdisk; ignored", cfg->source, line,
                                  (int)(vlen > 40 ? 40 : vlen), val);
     } else if (eq_nocase("default", key, klen)) {
         if (vlen == 0 || vlen >= sizeof cfg->default_spec) {

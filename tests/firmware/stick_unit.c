@@ -216,9 +216,11 @@ static int test_modes(void)
                                "entry = e.qcow2 | E | | read-write\n"
                                "entry = f.qcow2 | F | |\n"
                                "entry = g.qcow2 | G | | sometimes\n"
-                               "mode = bogus\n");
+                               "mode = bogus\n"
+                               "entry = h.qcow2 | H | | ramdisk\n"
+                               "entry = i.qcow2 | I | | RAM-disk\n");
 
-    check_int("count", c->count, 6);
+    check_int("count", c->count, 8);
     check_int("a: read-write by default", c->entry[0].mode, QB_EFI_READ_WRITE);
     check_int("b: volatile", c->entry[1].mode, QB_EFI_VOLATILE);
     check_str("c: snapshot", c->entry[2].snapshot, "snap");
@@ -226,8 +228,10 @@ static int test_modes(void)
     check_int("d: readonly", c->entry[3].mode, QB_EFI_READ_ONLY);
     check_int("e: read-write", c->entry[4].mode, QB_EFI_READ_WRITE);
     check_int("f: empty mode field", c->entry[5].mode, QB_EFI_READ_WRITE);
-    check_msg(c, "line 7: mode 'sometimes' is not read-write, read-only or volatile; entry "
-                 "skipped");
+    check_int("h: ramdisk", c->entry[6].mode, QB_EFI_RAMDISK);
+    check_int("i: ram-disk, any case", c->entry[7].mode, QB_EFI_RAMDISK);
+    check_msg(c, "line 7: mode 'sometimes' is not read-write, read-only, volatile or ramdisk; "
+                 "entry skipped");
     check_msg(c, "line 8: mode 'bogus' is not");
     check_int("messages", c->nmsgs, 2);
 
