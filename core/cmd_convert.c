@@ -170,7 +170,7 @@ static int copy_clusters(qb_image *img, qb_image *dst, uint64_t start, uint64_t 
  * the source's virtual size, opened through the engine, and filled with
  * the clusters of the source that do not read as zeros. */
 static int convert_qcow2(const qb_env *env, qb_image *img, const char *output,
-                         qb_create_opts *o, bool compress)
+                         qb_create_opts *o, qb_encrypt_params *enc, bool compress)
 {
     qb_err err = { 0, "" };
     o->size = img->size;
@@ -187,7 +187,10 @@ static int convert_qcow2(const qb_env *env, qb_image *img, const char *output,
         qb_cmd_error(env, "%s", err.msg);
         return 1;
     }
-    if (qb_qcow2_create(&env->alloc, file, output, o, &err)) {
+    if (qb_qcow2_create(&env->alloc, file, output, o, &err) ||
+        qcow2_encrypt_new_image(&env->alloc, file, output, enc, env->passphrase,
+                                env->passphrase_len, env->rng, env->rng_ctx, env->now,
+                                env->now_ctx, &err)) {
         file->vt->close(file);
         qb_cmd_error(env, "%s", err.msg);
         return 1;
@@ -202,6 +205,10 @@ static int convert_qcow2(const qb_env *env, qb_image *img, const char *output,
     oo.writable = true;
     oo.no_backing = true;
     oo.l2_cache_bytes = env->l2_cache_bytes;
+    oo.passphrase = env->passphrase;
+    oo.passphrase_len = env->passphrase_len;
+    oo.kdf_progress = env->kdf_progress;
+    oo.kdf_progress_ctx = env->kdf_progress_ctx;
     qb_image *dst;
     if (qb_image_open(&dst, &oo, &err)) {
         qb_cmd_error(env, "%s", err.msg);
@@ -322,6 +329,12 @@ int qb_cmd_convert(const qb_env *env, int argc, char **argv)
                      "(-o %s)", spec.size_set ? "size" : "backing_file/backing_fmt");
         goto done;
     }
+    if (compress && spec.encrypt.format) {
+        qb_cmd_error(env, "convert: Compression and encryption not supported at the same time");
+        goto done;
+    }
+    if (qcow2_out && qb_create_spec_check(env, &spec, "qcow2", argv[g.index + 1]))
+        goto done;
     if (compress && spec.o.prealloc != QB_PREALLOC_OFF) {
         qb_cmd_error(env, "convert: Compression and preallocation not supported at the same "
                      "time");
@@ -331,7 +344,7 @@ int qb_cmd_convert(const qb_env *env, int argc, char **argv)
     if (qb_cmd_open(env, argv[g.index], fmt, snap, false, &img))
         goto done;
     if (qcow2_out)
-        rc = convert_qcow2(env, img, argv[g.index + 1], &spec.o, compress);
+        rc = convert_qcow2(env, img, argv[g.index + 1], &spec.o, &spec.encrypt, compress);
     else
         rc = convert_raw(env, img, argv[g.index + 1]);
     qb_image_close(img);

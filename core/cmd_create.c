@@ -228,6 +228,10 @@ int qb_cmd_create(const qb_env *env, int argc, char **argv)
         r = create_raw(env, file, image, s.o.size, s.o.prealloc, &err);
     else
         r = qb_qcow2_create(&env->alloc, file, image, &s.o, &err);
+    if (!r)
+        r = qcow2_encrypt_new_image(&env->alloc, file, image, &s.encrypt, env->passphrase,
+                                    env->passphrase_len, env->rng, env->rng_ctx, env->now,
+                                    env->now_ctx, &err);
     file->vt->close(file);
     if (r) {
         qb_cmd_error(env, "%s", err.msg[0] ? err.msg : qb_strerror(r));

@@ -39,10 +39,17 @@ static const struct {
 };
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
 
+/* The encrypt.* options, in the order qemu-img prints them. */
+static const char *const encrypt_names[8] = {
+    "format", "key-secret", "cipher-alg", "cipher-mode", "ivgen-alg", "ivgen-hash-alg",
+    "hash-alg", "iter-time",
+};
+
 void qb_create_spec_init(qb_create_spec *s)
 {
     memset(s, 0, sizeof(*s));
     s->o.compression_type = QCOW2_COMPRESSION_ZLIB;
+    qb_encrypt_params_init(&s->encrypt);
 }
 
 void qb_create_spec_free(const qb_env *env, qb_create_spec *s)
@@ -232,6 +239,24 @@ int qb_create_spec_add(const qb_env *env, qb_create_spec *s, const char *list,
         char *eq = strchr(item, '=');
         if (eq)
             *eq = '\0';
+        if (strncmp(item, "encrypt.", 8) == 0) {
+            qb_err err = { 0, "" };
+            if (!eq) {
+                qb_cmd_error(env, "%s: Parameter '%s' needs a value", image, item);
+                return 1;
+            }
+            int er = qb_encrypt_parse_option(&s->encrypt, item, eq + 1, &err);
+            if (er < 0) {
+                qb_cmd_error(env, "%s: %s", image, err.msg);
+                return 1;
+            }
+            if (er == 0) {
+                for (size_t k = 0; k < 8; k++)
+                    if (strcmp(item + 8, encrypt_names[k]) == 0)
+                        s->encrypt_given[k] = eq + 1;
+                continue;
+            }
+        }
         size_t i = 0;
         while (i < OPTION_COUNT && strcmp(options[i].name, item) != 0)
             i++;
@@ -260,8 +285,33 @@ int qb_create_spec_add(const qb_env *env, qb_create_spec *s, const char *list,
 int qb_create_spec_check(const qb_env *env, const qb_create_spec *s, const char *fmt,
                          const char *image)
 {
-    if (strcmp(fmt, "raw") != 0)
+    if (strcmp(fmt, "raw") != 0) {
+        qb_err err = { 0, "" };
+        if (qb_encrypt_params_check(&s->encrypt, &err)) {
+            qb_cmd_error(env, "%s: %s", image, err.msg);
+            return 1;
+        }
+        if (s->encrypt.format && !env->passphrase) {
+            qb_cmd_error(env, "%s: encrypt.format=%s needs a passphrase (--passphrase-file)",
+                         image, s->encrypt.format == QB_ENCRYPT_AES ? "aes" : "luks");
+            return 1;
+        }
+        if (s->encrypt.format == QB_ENCRYPT_LUKS && !env->rng) {
+            qb_cmd_error(env, "%s: no random number source here for a new key", image);
+            return 1;
+        }
+        if (s->encrypt.format && s->o.prealloc != QB_PREALLOC_OFF) {
+            qb_cmd_error(env, "%s: preallocation is not supported with encryption", image);
+            return 1;
+        }
         return 0;
+    }
+    for (size_t k = 0; k < 8; k++) {
+        if (s->encrypt_given[k]) {
+            qb_cmd_error(env, "%s: Invalid parameter 'encrypt.%s'", image, encrypt_names[k]);
+            return 1;
+        }
+    }
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         if ((s->set & options[i].bit) && !(options[i].bit & RAW_OPTS)) {
             if (options[i].bit == OPT_BACKING_FILE)
@@ -288,6 +338,14 @@ void qb_create_spec_help(const qb_out *o, const char *fmt)
             continue;
         qb_printf(o, "  %-17s- %s\n", options[i].name, options[i].help);
     }
+    if (!raw)
+        qb_puts(o, "  encrypt.format   - Encrypt the image: luks or aes (passphrase from "
+                   "--passphrase-file)\n"
+                   "  encrypt.cipher-alg, encrypt.cipher-mode, encrypt.ivgen-alg,\n"
+                   "  encrypt.ivgen-hash-alg, encrypt.hash-alg, encrypt.iter-time\n"
+                   "                   - LUKS: as qemu-img (aes-128/192/256, xts/cbc, "
+                   "plain64/plain/essiv,\n"
+                   "                     sha1/224/256/384/512, milliseconds of PBKDF2)\n");
 }
 
 void qb_create_spec_print(const qb_out *out, const qb_create_spec *s, const char *fmt,
@@ -302,6 +360,9 @@ void qb_create_spec_print(const qb_out *out, const qb_create_spec *s, const char
         qb_puts(out, "\n");
         return;
     }
+    for (size_t k = 0; k < 8; k++)
+        if (s->encrypt_given[k])
+            qb_printf(out, "encrypt.%s=%s ", encrypt_names[k], s->encrypt_given[k]);
     qb_printf(out, "cluster_size=%llu extended_l2=%s ",
               1ull << (o->cluster_bits ? o->cluster_bits : 16), o->extended_l2 ? "on" : "off");
     if (s->prealloc)

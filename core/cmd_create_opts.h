@@ -10,6 +10,7 @@
 
 #include "qb_cmd_internal.h"
 #include "qb_create.h"
+#include "qcow2_crypto.h"
 
 #define QB_CREATE_MAX_LISTS 16
 
@@ -19,6 +20,8 @@ typedef struct qb_create_spec {
     const char *compat;         /* the values as given, for the Formatting line */
     const char *prealloc;
     unsigned set;               /* which options were given (bit per option) */
+    qb_encrypt_params encrypt;  /* encrypt.* options */
+    const char *encrypt_given[8];   /* their values as given, for the Formatting line */
     char *lists[QB_CREATE_MAX_LISTS];   /* unescaped copies the pointers point into */
     size_t nlists;
 } qb_create_spec;

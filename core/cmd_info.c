@@ -92,6 +92,8 @@ static void info_text(const qb_out *o, const qb_image *img)
     if (!img->is_qcow2)
         return;
     const qcow2 *q = &img->q;
+    if (q->h.crypt_method)
+        qb_puts(o, "encrypted: yes\n");
     qb_printf(o, "cluster_size: %llu\n", (unsigned long long)q->cluster_size);
     if (q->backing_file[0]) {
         qb_printf(o, "backing file: %s", q->backing_file);
@@ -163,6 +165,8 @@ static void info_json(const qb_out *o, const qb_image *img, const char *indent)
                 qb_json_string(o, q->backing_format);
             }
         }
+        if (q->h.crypt_method)
+            qb_printf(o, ",\n%s    \"encrypted\": true", in);
         qb_printf(o, ",\n%s    \"dirty-flag\": %s", in,
                   bool_str(q->h.incompatible & QCOW2_INCOMPAT_DIRTY));
         if (q->nb_snapshots) {

@@ -65,6 +65,10 @@ static int layer_status(qb_image *img, uint64_t off, uint64_t len, qb_status *st
     case QCOW2_UNALLOCATED:
         break;
     }
+    /* As QEMU: the file offset of encrypted data is not a place to read
+     * the guest's bytes from, so none is given. */
+    if (q->h.crypt_method)
+        st->has_offset = false;
     if (st->has_offset) {
         st->offset = run.host;
         if (q->data_file != q->file)
