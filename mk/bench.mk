@@ -19,7 +19,8 @@
 # Timing never fails a target; a wrong output does.
 
 bench: $(HOST_CLI)
-	bash tests/bench/run.sh; s=$$?; bash tests/bench/write.sh || s=1; exit $$s
+	bash tests/bench/run.sh; s=$$?; bash tests/bench/write.sh || s=1; \
+	    bash tests/bench/crypto.sh || s=1; exit $$s
 
 bench-read: $(HOST_CLI)
 	bash tests/bench/run.sh
@@ -27,7 +28,10 @@ bench-read: $(HOST_CLI)
 bench-write: $(HOST_CLI)
 	bash tests/bench/write.sh
 
+bench-crypto: $(HOST_CLI)
+	bash tests/bench/crypto.sh
+
 bench-images:
 	bash tests/bench/run.sh --gen
 
-.PHONY: bench bench-read bench-write bench-images
+.PHONY: bench bench-read bench-write bench-crypto bench-images

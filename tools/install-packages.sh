@@ -24,6 +24,7 @@ PACKAGES=(
     sbsigntool
     e2fsprogs
     xxd
+    openssl            # reference AES for the cipher tests
 )
 
 installed() {
