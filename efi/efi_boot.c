@@ -15,6 +15,7 @@
  */
 #include <string.h>
 #include "efi_ramdisk.h"
+#include "efi_handoff.h"
 
 #if defined(__x86_64__)
 #define BOOT_LOADER "\\EFI\\BOOT\\BOOTX64.EFI"
@@ -312,7 +313,13 @@ int qb_efi_boot_disk(const qb_env *env, qb_efi_disk *disk)
         return 1;
     }
     p = choose(env, disk, parts, n);
+    /* The OS learns what it was booted from (efi_handoff.h); if the loader
+     * comes back, nothing was handed over. */
+    if (p)
+        qb_efi_handoff_set(env, disk);
     status = p ? start(env, disk, p) : 1;
+    if (p)
+        qb_efi_handoff_clear();
     qb_free(&qb_efi_alloc, parts);
     return status;
 }
