@@ -4,7 +4,7 @@
 TEST_SUITES := tests/unit/run.sh tests/conformance/run.sh tests/bad/run.sh $(FUZZ_SMOKE_SUITE) \
                tests/writer/run.sh tests/crash/run.sh tests/crypto/run.sh tests/crypto/firmware.sh \
                tests/firmware/run.sh tests/firmware/disk.sh tests/firmware/stick.sh \
-               tests/boot/run.sh tests/secureboot/run.sh
+               tests/boot/run.sh tests/secureboot/run.sh tests/handoff/run.sh
 
 test: $(DEPS_STAMP) all $(HOST_SAN_CLI) $(UNIT_TEST_BIN) $(LIBC_MINI_TEST_BIN) $(EFI_UNIT_BIN) \
       $(STICK_UNIT_BIN) $(FUZZ_BIN) $(CRASH_BINS) \
