@@ -19,6 +19,10 @@
 #             volatile in qcowboot.cfg: found by its FAT serial number,
 #             attached with the guest's writes in memory; the image is
 #             byte for byte as before
+#   mbr-ro    an MBR stick, the image at its root, mode read-only in
+#             qcowboot.cfg: found by PARTUUID (disk signature and partition
+#             number), attached --read-only; the guest cannot write to its
+#             root, the image is byte for byte as before
 # QB_HANDOFF_CASES="gpt-rw ..." runs only those.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,6 +50,8 @@ MIB=1048576
 G_PART_GUID=3f6c1a52-8e0b-4d7a-9c15-7b2e5d4a9f01
 G_SERIAL=51C0-B00F
 F_SERIAL=0B0E-F1A7
+M_SIGNATURE=5ab1e5c0
+M_SERIAL=3C0B-D15C
 BASE=$G/handoff-base.qcow2
 ROOT_OFF=$(cat "$G/root-offset")
 
@@ -72,13 +78,14 @@ boot() {
 # show TXT: the end of a console, for a failure.
 show() { grep -a -v '^[[:space:]]*$' "$1" | tail -n 20 | sed 's/^/    | /'; }
 
-# check_common NAME TXT MODE: the boot itself, the root, qemu-nbd, shutdown.
+# check_common NAME TXT MODE PATH: the boot itself, the root, qemu-nbd,
+# shutdown. The guest writes to its root unless the mode is read-only.
 check_common() {
-    local name=$1 txt=$2 mode=$3 marker
-    marker=$(guest_lines "$txt" | sed -n 's/^wrote: //p')
-    if [ "$rc" -eq 0 ] && [ -n "$marker" ] &&
+    local name=$1 txt=$2 mode=$3 path=$4 wrote=wrote
+    [ "$mode" = read-only ] && wrote="cannot write"
+    if [ "$rc" -eq 0 ] && guest_lines "$txt" | grep -q "^$wrote" &&
         grep -a -q -x -F 'qcowboot: image flushed and detached from /dev/nbd0' "$txt"; then
-        pass "$name: booted from the image through the handoff, wrote, shut down (${secs} s)"
+        pass "$name: booted from the image through the handoff, $wrote its root, shut down (${secs} s)"
     else
         fail "$name: boot" "QEMU exit $rc after ${secs} s; console in $W/$name.log, its end:"
         show "$txt"
@@ -89,7 +96,7 @@ check_common() {
         fail "$name: root" "$(guest_lines "$txt" | grep '^root:' || echo 'no root line')"
     fi
     if grep -a -q -E '^  handoff to the OS: EFI variable QcowbootHandoff \([0-9]+ bytes\)$' "$txt" &&
-        grep -a -q -E "^qcowboot: /vms/handoff.qcow2 attached to /dev/nbd0 \($mode, qemu-nbd pid [0-9]+\)$" "$txt"; then
+        grep -a -q -x -E "qcowboot: ${path//./\\.} attached to /dev/nbd0 \($mode, qemu-nbd pid [0-9]+\)" "$txt"; then
         pass "$name: qcowboot.efi set the variable, the initramfs attached the image ($mode)"
     else
         fail "$name: handoff" "$(grep -a -E '^qcowboot: |handoff to the OS' "$txt" | head -n 8 | tr '\n' '|')"
@@ -126,7 +133,7 @@ gpt_rw() {
 
     boot "$name" "$stick"
     txt=$W/$name.txt
-    check_common "$name" "$txt" read-write
+    check_common "$name" "$txt" read-write /vms/handoff.qcow2
 
     want="version=1
 mode=read-write
@@ -208,7 +215,7 @@ fat_volatile() {
 
     boot "$name" "$stick"
     txt=$W/$name.txt
-    check_common "$name" "$txt" volatile
+    check_common "$name" "$txt" volatile /vms/handoff.qcow2
     got=$(guest_lines "$txt" | sed -n 's/^handoff: //p')
     if [ "$got" = "version=1
 mode=volatile
@@ -228,11 +235,61 @@ format=qcow2" ]; then
     fi
 }
 
-for c in ${QB_HANDOFF_CASES:-gpt-rw fat-volatile}; do
+# --- mbr-ro ----------------------------------------------------------------------
+mbr_ro() {
+    local name=mbr-ro stick=$W/mbr-stick.raw t=$W/tree txt sha_before sha_after got
+    local part_off=$MIB
+    rm -rf "$t"
+    mkdir -p "$t"
+    cp "$BASE" "$t/handoff.qcow2"
+    printf 'timeout = 0\r\nmode = read-only\r\n' >"$t/qcowboot.cfg"
+    rm -f "$stick" "$W/part.img"
+    truncate -s 96M "$stick"
+    printf 'label: dos\nlabel-id: 0x%s\nstart=2048, type=c\n' "$M_SIGNATURE" | sfdisk -q "$stick"
+    mkfs.vfat -C -F 32 -i "${M_SERIAL/-/}" -n QBSTICK "$W/part.img" $(( (96 - 1) * 1024 )) >/dev/null
+    dd if="$W/part.img" of="$stick" bs=$MIB seek=1 conv=notrunc status=none
+    rm -f "$W/part.img"
+    if ! bash "$BOOT_ROOT/tools/mkstick.sh" -q --efi "$BOOT_EFI_APP" --config "$t/qcowboot.cfg" \
+        "$stick@@$part_off" "$t/handoff.qcow2"; then
+        fail "$name" "could not make the stick"
+        return
+    fi
+    rm -rf "$t"
+    sha_before=$(mcopy -n -i "$stick@@$part_off" ::/handoff.qcow2 - | sha256sum)
+
+    boot "$name" "$stick"
+    txt=$W/$name.txt
+    check_common "$name" "$txt" read-only /handoff.qcow2
+    got=$(guest_lines "$txt" | sed -n 's/^handoff: //p')
+    if [ "$got" = "version=1
+mode=read-only
+path=/handoff.qcow2
+part_table=mbr
+part_number=1
+mbr_signature=0x$M_SIGNATURE
+part_uuid=$M_SIGNATURE-01
+fat_serial=$M_SERIAL
+format=qcow2" ]; then
+        pass "$name: the variable names the MBR partition (signature and number), mode read-only"
+    else
+        fail "$name: the variable" "got: $(tr '\n' '|' <<<"$got")"
+    fi
+    sha_after=$(mcopy -n -i "$stick@@$part_off" ::/handoff.qcow2 - | sha256sum)
+    if [ "$sha_after" = "$sha_before" ] &&
+        guest_lines "$txt" | grep -q -E '^qemu-nbd argv: @qemu-nbd .* --read-only '; then
+        pass "$name: attached --read-only, the image is byte for byte as before"
+    else
+        fail "$name: read-only" "$([ "$sha_after" = "$sha_before" ] || echo "the image changed; ")$(
+            guest_lines "$txt" | grep '^qemu-nbd' || echo 'no argv line')"
+    fi
+}
+
+for c in ${QB_HANDOFF_CASES:-gpt-rw fat-volatile mbr-ro}; do
     case $c in
     gpt-rw) gpt_rw ;;
     fat-volatile) fat_volatile ;;
-    *) fail "case $c" "unknown (gpt-rw, fat-volatile)" ;;
+    mbr-ro) mbr_ro ;;
+    *) fail "case $c" "unknown (gpt-rw, fat-volatile, mbr-ro)" ;;
     esac
 done
 finish
