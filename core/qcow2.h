@@ -341,6 +341,9 @@ int qcow2_classify_l2(const qcow2 *q, uint64_t entry, uint64_t bitmap, unsigned 
 
 /* qcow2_refcount.c */
 int qcow2_load_reftable(qcow2 *q, qb_err *err);
+/* Entry `index` of a refcount block of 2^order-bit entries. */
+uint64_t qcow2_refcount_entry(const uint8_t *block, uint64_t index, unsigned order);
+void qcow2_set_refcount_entry(uint8_t *block, uint64_t index, unsigned order, uint64_t v);
 /* The refcount of host cluster `cluster`; 0 where no refcount block exists. */
 int qcow2_get_refcount(qcow2 *q, uint64_t cluster, uint64_t *refcount, qb_err *err);
 /* QEMU's test for preallocation=metadata: far more clusters have a
@@ -371,6 +374,12 @@ void qcow2_decomp_free(qcow2 *q);
  * or, with dest NULL, into q->ubuf, which keeps the last cluster for
  * partial reads of the same cluster. */
 int qcow2_read_compressed(qcow2 *q, const qcow2_run *run, uint8_t *dest, qb_err *err);
+
+/* The codec libraries' memory hooks (qcow2_compress.c): opaque is the
+ * image's qb_alloc. */
+void *qcow2_zlib_alloc(void *opaque, unsigned items, unsigned size);
+void *qcow2_codec_alloc(void *opaque, size_t size);
+void qcow2_codec_free(void *opaque, void *ptr);
 
 /* qcow2_deflate.c: compression for writing, in the form QEMU writes and
  * reads (zlib: raw deflate, 4 KiB window; zstd: one frame, no checksum).

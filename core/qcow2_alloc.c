@@ -16,38 +16,6 @@
 #include "qcow2.h"
 #include "qb_endian.h"
 
-static uint64_t rc_get(const uint8_t *block, uint64_t index, unsigned order)
-{
-    switch (order) {
-    case 6: return qb_be64(block + index * 8);
-    case 5: return qb_be32(block + index * 4);
-    case 4: return qb_be16(block + index * 2);
-    case 3: return block[index];
-    default: {
-        unsigned bits = 1u << order;
-        uint64_t bit = index * bits;
-        return (block[bit / 8] >> (bit % 8)) & ((1u << bits) - 1);
-    }
-    }
-}
-
-static void rc_set(uint8_t *block, uint64_t index, unsigned order, uint64_t v)
-{
-    switch (order) {
-    case 6: qb_put_be64(block + index * 8, v); return;
-    case 5: qb_put_be32(block + index * 4, (uint32_t)v); return;
-    case 4: block[index * 2] = (uint8_t)(v >> 8); block[index * 2 + 1] = (uint8_t)v; return;
-    case 3: block[index] = (uint8_t)v; return;
-    default: {
-        unsigned bits = 1u << order;
-        uint64_t bit = index * bits;
-        uint8_t mask = (uint8_t)(((1u << bits) - 1) << (bit % 8));
-        block[bit / 8] = (uint8_t)((block[bit / 8] & ~mask) | ((v << (bit % 8)) & mask));
-        return;
-    }
-    }
-}
-
 uint64_t qcow2_refcount_max(const qcow2 *q)
 {
     unsigned bits = 1u << q->h.refcount_order;
@@ -145,7 +113,7 @@ int qcow2_update_refcount(qcow2 *q, uint64_t cluster, uint64_t count, int64_t de
         if (n > count)
             n = count;
         for (uint64_t i = 0; i < n; i++) {
-            uint64_t v = rc_get(block, idx + i, order);
+            uint64_t v = qcow2_refcount_entry(block, idx + i, order);
             uint64_t nv;
             if (delta > 0 ? v > max - (uint64_t)delta : v < (uint64_t)(-delta)) {
                 qcow2_cache_unpin(&q->rb_cache, block);
@@ -161,7 +129,7 @@ int qcow2_update_refcount(qcow2 *q, uint64_t cluster, uint64_t count, int64_t de
                                                                << q->h.cluster_bits));
             }
             nv = delta > 0 ? v + (uint64_t)delta : v - (uint64_t)(-delta);
-            rc_set(block, idx + i, order, nv);
+            qcow2_set_refcount_entry(block, idx + i, order, nv);
             if (nv == 0) {
                 uint64_t c = cluster + i;
                 if (c < q->free_hint)
@@ -189,7 +157,7 @@ static int peek_refcount(qcow2 *q, uint64_t cluster, uint64_t *rc, bool *has_blo
     if (r)
         return r;
     *has_block = block != NULL;
-    *rc = block ? rc_get(block, cluster & ((1ull << pbb) - 1), q->h.refcount_order) : 0;
+    *rc = block ? qcow2_refcount_entry(block, cluster & ((1ull << pbb) - 1), q->h.refcount_order) : 0;
     if (block)
         qcow2_cache_unpin(&q->rb_cache, block);
     return QB_OK;

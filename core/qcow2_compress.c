@@ -27,27 +27,22 @@ struct qcow2_decomp {
     ZSTD_DCtx *zstd;
 };
 
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+void *qcow2_zlib_alloc(void *opaque, unsigned items, unsigned size)
 {
     const qb_alloc *a = opaque;
     if (size && items > SIZE_MAX / size)
-        return Z_NULL;
+        return NULL;
     return qb_malloc(a, (size_t)items * size);
 }
 
-static void z_free(voidpf opaque, voidpf ptr)
+void qcow2_codec_free(void *opaque, void *ptr)
 {
     qb_free(opaque, ptr);
 }
 
-static void *zstd_alloc(void *opaque, size_t size)
+void *qcow2_codec_alloc(void *opaque, size_t size)
 {
     return qb_malloc(opaque, size);
-}
-
-static void zstd_free(void *opaque, void *ptr)
-{
-    qb_free(opaque, ptr);
 }
 
 int qcow2_decomp_init(qcow2 *q, qb_err *err)
@@ -108,8 +103,8 @@ static int inflate_cluster(qcow2 *q, const uint8_t *in, size_t in_len, uint8_t *
     int zr;
     if (!d->z_ready) {
         memset(&d->z, 0, sizeof(d->z));
-        d->z.zalloc = z_alloc;
-        d->z.zfree = z_free;
+        d->z.zalloc = qcow2_zlib_alloc;
+        d->z.zfree = qcow2_codec_free;
         d->z.opaque = (voidpf)&q->alloc;
         zr = inflateInit2(&d->z, -12);
         if (zr != Z_OK)
@@ -162,7 +157,7 @@ static int unzstd_cluster(qcow2 *q, const uint8_t *in, size_t in_len, uint8_t *d
 {
     qcow2_decomp *d = q->decomp;
     if (!d->zstd) {
-        ZSTD_customMem mem = { zstd_alloc, zstd_free, (void *)&q->alloc };
+        ZSTD_customMem mem = { qcow2_codec_alloc, qcow2_codec_free, (void *)&q->alloc };
         d->zstd = ZSTD_createDCtx_advanced(mem);
         if (!d->zstd)
             return qb_err_set(err, QB_ENOMEM, "%s: cannot set up zstd", q->filename);

@@ -26,28 +26,6 @@ struct qcow2_comp {
     ZSTD_CCtx *zstd;
 };
 
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
-{
-    if (size && items > SIZE_MAX / size)
-        return Z_NULL;
-    return qb_malloc(opaque, (size_t)items * size);
-}
-
-static void z_free(voidpf opaque, voidpf ptr)
-{
-    qb_free(opaque, ptr);
-}
-
-static void *zstd_alloc(void *opaque, size_t size)
-{
-    return qb_malloc(opaque, size);
-}
-
-static void zstd_free(void *opaque, void *ptr)
-{
-    qb_free(opaque, ptr);
-}
-
 static int deflate_cluster(qcow2 *q, const uint8_t *src, size_t len, uint8_t *dst, size_t cap,
                            size_t *out_len, qb_err *err)
 {
@@ -55,8 +33,8 @@ static int deflate_cluster(qcow2 *q, const uint8_t *src, size_t len, uint8_t *ds
     int zr;
     if (!c->z_ready) {
         memset(&c->z, 0, sizeof(c->z));
-        c->z.zalloc = z_alloc;
-        c->z.zfree = z_free;
+        c->z.zalloc = qcow2_zlib_alloc;
+        c->z.zfree = qcow2_codec_free;
         c->z.opaque = (voidpf)&q->alloc;
         zr = deflateInit2(&c->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -DEFLATE_WINDOW_BITS,
                           DEFLATE_MEM_LEVEL, Z_DEFAULT_STRATEGY);
@@ -89,7 +67,7 @@ static int zstd_cluster(qcow2 *q, const uint8_t *src, size_t len, uint8_t *dst, 
 {
     qcow2_comp *c = q->comp;
     if (!c->zstd) {
-        ZSTD_customMem mem = { zstd_alloc, zstd_free, (void *)&q->alloc };
+        ZSTD_customMem mem = { qcow2_codec_alloc, qcow2_codec_free, (void *)&q->alloc };
         c->zstd = ZSTD_createCCtx_advanced(mem);
         if (!c->zstd)
             return qb_err_set(err, QB_ENOMEM, "%s: cannot set up zstd compression",

@@ -227,22 +227,6 @@ static int keep_low_refcounts(gen *g, qb_err *err)
     return QB_OK;
 }
 
-static int put_refcount(uint8_t *block, uint64_t index, unsigned order, uint64_t v)
-{
-    switch (order) {
-    case 6: qb_put_be64(block + index * 8, v); break;
-    case 5: qb_put_be32(block + index * 4, (uint32_t)v); break;
-    case 4: block[index * 2] = (uint8_t)(v >> 8); block[index * 2 + 1] = (uint8_t)v; break;
-    case 3: block[index] = (uint8_t)v; break;
-    default: {
-        unsigned bits = 1u << order;
-        uint64_t bit = index * bits;
-        block[bit / 8] |= (uint8_t)(v << (bit % 8));
-    }
-    }
-    return 0;
-}
-
 /* Counts the new generation, writes its L1 table and refcount structure
  * and switches the header to it. */
 static int build_and_switch(gen *g, gen_plan *p, qb_err *err)
@@ -339,7 +323,7 @@ static int build_and_switch(gen *g, gen_plan *p, qb_err *err)
         for (uint64_t i = 0; i < per_block; i++) {
             uint64_t c = b * per_block + i;
             if (c < g->rc_len && g->rc[c])
-                put_refcount(g->table, i, q->h.refcount_order, g->rc[c]);
+                qcow2_set_refcount_entry(g->table, i, q->h.refcount_order, g->rc[c]);
         }
         newt[b] = rb_off + b * cs;
         r = write_new(g, rb_off + b * cs, g->table, (size_t)cs, "refcount block", err);

@@ -30,7 +30,7 @@ int qcow2_load_reftable(qcow2 *q, qb_err *err)
     return QB_OK;
 }
 
-static uint64_t get_entry(const uint8_t *block, uint64_t index, unsigned order)
+uint64_t qcow2_refcount_entry(const uint8_t *block, uint64_t index, unsigned order)
 {
     switch (order) {
     case 6: return qb_be64(block + index * 8);
@@ -41,6 +41,23 @@ static uint64_t get_entry(const uint8_t *block, uint64_t index, unsigned order)
         unsigned bits = 1u << order;
         uint64_t bit = index * bits;
         return (block[bit / 8] >> (bit % 8)) & ((1u << bits) - 1);
+    }
+    }
+}
+
+void qcow2_set_refcount_entry(uint8_t *block, uint64_t index, unsigned order, uint64_t v)
+{
+    switch (order) {
+    case 6: qb_put_be64(block + index * 8, v); return;
+    case 5: qb_put_be32(block + index * 4, (uint32_t)v); return;
+    case 4: block[index * 2] = (uint8_t)(v >> 8); block[index * 2 + 1] = (uint8_t)v; return;
+    case 3: block[index] = (uint8_t)v; return;
+    default: {
+        unsigned bits = 1u << order;
+        uint64_t bit = index * bits;
+        uint8_t mask = (uint8_t)(((1u << bits) - 1) << (bit % 8));
+        block[bit / 8] = (uint8_t)((block[bit / 8] & ~mask) | ((v << (bit % 8)) & mask));
+        return;
     }
     }
 }
@@ -73,7 +90,7 @@ int qcow2_get_refcount(qcow2 *q, uint64_t cluster, uint64_t *refcount, qb_err *e
     r = qcow2_cache_get(q, &q->rb_cache, boff, &block, err);
     if (r)
         return r;
-    *refcount = get_entry(block, cluster & ((1ull << per_block_bits) - 1), order);
+    *refcount = qcow2_refcount_entry(block, cluster & ((1ull << per_block_bits) - 1), order);
     return QB_OK;
 }
 
