@@ -4,12 +4,14 @@
 # exits non-zero, counts as a failure of its own.
 set -u
 cd "$(dirname "$0")/.."
-total_pass=0; total_fail=0; broken=()
+total_pass=0; total_fail=0; broken=(); times=()
 for suite in "$@"; do
     echo "=== $suite"
     log=$(mktemp)
+    started=$SECONDS
     bash "$suite" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
+    times+=("$(printf '%5d s  %s' $((SECONDS - started)) "$suite")")
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     rm -f "$log"
     if [ -z "$line" ]; then
@@ -20,6 +22,7 @@ for suite in "$@"; do
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then broken+=("$suite (exit $rc)"); total_fail=$((total_fail + 1)); fi
 done
 echo "==="
+[ "$#" -gt 1 ] && printf 'time per suite:\n' && printf '  %s\n' "${times[@]}"
 for b in "${broken[@]+"${broken[@]}"}"; do echo "broken suite: $b"; done
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
