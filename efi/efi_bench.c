@@ -9,37 +9,12 @@
  * BS->Stall.
  */
 #include <string.h>
+#include "efi_clock.h"
 #include "efi_disk.h"
 
 #define REQUEST (1u << 20)
 #define CALIBRATION_US 100000u
 #define ROUNDS 3
-
-static uint64_t rdtsc(void)
-{
-#if defined(__x86_64__)
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return (uint64_t)hi << 32 | lo;
-#else
-#error "no cycle counter for this architecture"
-#endif
-}
-
-/* TSC ticks per second. */
-static uint64_t tsc_hz(void)
-{
-    uint64_t t0 = rdtsc();
-
-    BS->Stall(CALIBRATION_US);
-    return (rdtsc() - t0) * (1000000u / CALIBRATION_US);
-}
-
-static uint64_t micros(uint64_t ticks, uint64_t hz)
-{
-    uint64_t us = hz ? ticks / hz * 1000000u + ticks % hz * 1000000u / hz : 0;
-    return us ? us : 1;
-}
 
 /* "123.4 MB/s" (decimal megabytes), from bytes and microseconds. */
 static uint64_t rate_x10(uint64_t bytes, uint64_t us)
@@ -61,7 +36,7 @@ static void report(const qb_env *env, const char *what, uint64_t bytes, uint64_t
 static uint64_t pass_blockio(const qb_env *env, const qb_efi_disk *disk,
                              EFI_BLOCK_IO_PROTOCOL *bio, uint8_t *buf, uint64_t size, uint64_t hz)
 {
-    uint64_t t0 = rdtsc();
+    uint64_t t0 = qb_efi_ticks();
 
     for (uint64_t off = 0; off < size; off += REQUEST) {
         UINTN n = size - off < REQUEST ? (UINTN)(size - off) : REQUEST;
@@ -74,14 +49,14 @@ static uint64_t pass_blockio(const qb_env *env, const qb_efi_disk *disk,
             return 0;
         }
     }
-    return micros(rdtsc() - t0, hz);
+    return qb_efi_ticks_to_us(qb_efi_ticks() - t0, hz);
 }
 
 /* One pass over the first `bytes` of the file; microseconds, 0 on error. */
 static uint64_t pass_file(const qb_env *env, qb_backend *file, uint8_t *buf, uint64_t bytes,
                           uint64_t hz)
 {
-    uint64_t t0 = rdtsc();
+    uint64_t t0 = qb_efi_ticks();
     qb_err err = { 0, "" };
 
     for (uint64_t off = 0; off < bytes; off += REQUEST) {
@@ -91,7 +66,7 @@ static uint64_t pass_file(const qb_env *env, qb_backend *file, uint8_t *buf, uin
             return 0;
         }
     }
-    return micros(rdtsc() - t0, hz);
+    return qb_efi_ticks_to_us(qb_efi_ticks() - t0, hz);
 }
 
 int qb_efi_bench(const qb_env *env, const char *image, const char *snapshot, const char *raw)
@@ -128,7 +103,7 @@ int qb_efi_bench(const qb_env *env, const char *image, const char *snapshot, con
         qb_efi_error(env, "bench: out of memory");
         goto out;
     }
-    hz = tsc_hz();
+    hz = qb_efi_ticks_per_second(CALIBRATION_US);
     size = (bio->Media->LastBlock + 1) * bio->Media->BlockSize;
     /* As many bytes of the file as there are on the disk, or all of it. */
     bytes = raw_size < size ? raw_size : size;

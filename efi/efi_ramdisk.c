@@ -31,6 +31,7 @@
  * Time comes from the TSC, calibrated against BS->Stall.
  */
 #include <string.h>
+#include "efi_clock.h"
 #include "efi_ramdisk.h"
 #include "qb_cmd_internal.h"
 
@@ -43,34 +44,6 @@
 static EFI_GUID ram_disk_protocol_guid = QB_EFI_RAM_DISK_PROTOCOL_GUID;
 static EFI_GUID virtual_disk_guid = QB_EFI_VIRTUAL_DISK_GUID;
 static EFI_GUID acpi20_table_guid = ACPI_20_TABLE_GUID;
-
-/* --- time ------------------------------------------------------------------- */
-
-static uint64_t rdtsc(void)
-{
-#if defined(__x86_64__)
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return (uint64_t)hi << 32 | lo;
-#else
-#error "no cycle counter for this architecture"
-#endif
-}
-
-/* TSC ticks per second. */
-static uint64_t tsc_hz(void)
-{
-    uint64_t t0 = rdtsc();
-
-    BS->Stall(CALIBRATION_US);
-    return (rdtsc() - t0) * (1000000u / CALIBRATION_US);
-}
-
-static uint64_t micros(uint64_t ticks, uint64_t hz)
-{
-    uint64_t us = hz ? ticks / hz * 1000000u + ticks % hz * 1000000u / hz : 0;
-    return us ? us : 1;
-}
 
 /* --- memory ------------------------------------------------------------------ */
 
@@ -171,7 +144,7 @@ static void print_rate(char *buf, size_t size, uint64_t bytes, uint64_t us)
  * the end. */
 static void draw(load *l, bool last)
 {
-    uint64_t now = rdtsc();
+    uint64_t now = qb_efi_ticks();
     char bar[BAR_WIDTH + 1], rate[32];
     unsigned filled;
 
@@ -182,7 +155,7 @@ static void draw(load *l, bool last)
     for (unsigned i = 0; i < BAR_WIDTH; i++)
         bar[i] = i < filled ? '#' : '.';
     bar[BAR_WIDTH] = '\0';
-    print_rate(rate, sizeof rate, l->done, micros(now - l->t0, l->hz));
+    print_rate(rate, sizeof rate, l->done, qb_efi_ticks_to_us(now - l->t0, l->hz));
     qb_printf(&l->env->out, "\r  [%s] %llu/%llu MiB  %s  ", bar,
               (unsigned long long)(l->done / MIB), (unsigned long long)mib_up(l->size), rate);
     if (last)
@@ -208,10 +181,10 @@ static int fill(load *l, qb_image *img, qb_err *err)
             if (st.zero) {
                 memset(l->ram + l->done, 0, n);
             } else {
-                uint64_t t = rdtsc();
+                uint64_t t = qb_efi_ticks();
                 if (qb_image_read(img, l->done, l->ram + l->done, n, err) < 0)
                     return err->code;
-                l->read_ticks += rdtsc() - t;
+                l->read_ticks += qb_efi_ticks() - t;
                 l->read += n;
             }
             l->done += n;
@@ -452,8 +425,8 @@ static int load_image(const qb_env *env, qb_image *img, const char *name, ramdis
     l.env = env;
     l.ram = (uint8_t *)(UINTN)rd->base;
     l.size = vsize;
-    l.hz = tsc_hz();
-    l.t0 = l.last_draw = rdtsc();
+    l.hz = qb_efi_ticks_per_second(CALIBRATION_US);
+    l.t0 = l.last_draw = qb_efi_ticks();
     if (fill(&l, img, &err) < 0) {
         draw(&l, true);
         qb_efi_error(env, "%s: loading stopped at offset %llu: %s", name,
@@ -464,10 +437,10 @@ static int load_image(const qb_env *env, qb_image *img, const char *name, ramdis
     /* The rest of the last block and page. */
     memset(l.ram + vsize, 0, (size_t)(rd->pages * PAGE - vsize));
     draw(&l, true);
-    us = micros(rdtsc() - l.t0, l.hz);
+    us = qb_efi_ticks_to_us(qb_efi_ticks() - l.t0, l.hz);
     print_rate(r_disk, sizeof r_disk, vsize, us);
     print_rate(r_data, sizeof r_data, l.read, us);
-    print_rate(r_reads, sizeof r_reads, l.read, micros(l.read_ticks, l.hz));
+    print_rate(r_reads, sizeof r_reads, l.read, qb_efi_ticks_to_us(l.read_ticks, l.hz));
     qb_printf(&env->out,
               "RAM disk loaded: %llu bytes of virtual disk, %llu of them read (allocated), "
               "in %llu.%03llu s: %s of virtual disk, %s of allocated data (reads alone %s)\n",
