@@ -75,14 +75,14 @@ $(FUZZ_DIR)/deps/$(1)/%.o: $$(DEPS_FETCHED) | $$(DEPS_STAMP)
 endef
 $(foreach l,$(FUZZ_LIBS),$(eval $(call FUZZ_DEP_RULE,$(l))))
 
-$(FUZZ_DIR)/fuzz_image.o: tests/fuzz/fuzz_image.c $(CORE_HDRS)
+$(FUZZ_DIR)/fuzz_image.o: tests/fuzz/fuzz_image.c tests/fuzz/fuzz_heap.h $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_HARNESS_FLAGS) -c $< -o $@
 
 $(FUZZ_BIN): $(FUZZ_DIR)/fuzz_image.o $(FUZZ_CORE_OBJS) $(FUZZ_DEPS_OBJS) $(FUZZ_BEARSSL)
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^
 
-$(FUZZ_DIR)/fuzz_write.o: tests/fuzz/fuzz_write.c $(CORE_HDRS)
+$(FUZZ_DIR)/fuzz_write.o: tests/fuzz/fuzz_write.c tests/fuzz/fuzz_heap.h $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_HARNESS_FLAGS) -c $< -o $@
 

@@ -31,8 +31,8 @@
 #include "qb_cmd.h"
 #include "qb_image.h"
 #include "qb_path.h"
+#include "fuzz_heap.h"
 
-#define FUZZ_ALLOC_LIMIT (256ull << 20)   /* bytes live at once */
 #define FUZZ_READ_CHUNK (1u << 20)
 #define FUZZ_READ_BUDGET (64ull << 20)    /* bytes of data read per open */
 #define FUZZ_STATUS_BUDGET 4096u          /* status calls per open */
@@ -42,46 +42,6 @@
  * its cost): only the engine's comparisons should steer the fuzzer. */
 #define NO_COVERAGE __attribute__((no_sanitize("coverage")))
 #define FUZZ_MAX_OPENS 256                /* backends handed out per command */
-
-/* ---- bounded, counting allocator ---- */
-
-typedef struct fuzz_heap {
-    size_t live;      /* bytes */
-    size_t blocks;
-} fuzz_heap;
-
-/* Size header in front of each block; 16 bytes keep the block aligned. */
-typedef union fuzz_hdr {
-    size_t size;
-    max_align_t align;
-} fuzz_hdr;
-
-static void *heap_alloc(void *ctx, size_t size)
-{
-    fuzz_heap *h = ctx;
-    if (size > FUZZ_ALLOC_LIMIT || h->live + size > FUZZ_ALLOC_LIMIT)
-        return NULL;
-    fuzz_hdr *p = malloc(sizeof(fuzz_hdr) + (size ? size : 1));
-    if (!p)
-        return NULL;
-    p->size = size;
-    h->live += size;
-    h->blocks++;
-    return p + 1;
-}
-
-static void heap_free(void *ctx, void *ptr)
-{
-    fuzz_heap *h = ctx;
-    if (!ptr)
-        return;
-    fuzz_hdr *p = (fuzz_hdr *)ptr - 1;
-    if (p->size > h->live || h->blocks == 0)
-        __builtin_trap();   /* freeing more than was allocated */
-    h->live -= p->size;
-    h->blocks--;
-    free(p);
-}
 
 /* ---- the two in-memory files ---- */
 

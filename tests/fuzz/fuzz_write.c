@@ -57,8 +57,8 @@
 #include "qb_cmd.h"
 #include "qb_image.h"
 #include "qb_path.h"
+#include "fuzz_heap.h"
 
-#define FUZZ_ALLOC_LIMIT (256ull << 20)   /* bytes live at once */
 #define FUZZ_FILE_LIMIT (128ull << 20)    /* bytes a written file may grow to */
 #define FUZZ_WINDOW (4ull << 20)          /* bytes of virtual disk modelled */
 #define FUZZ_MAX_OPS 64
@@ -77,45 +77,6 @@ static void finding(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     __builtin_trap();
-}
-
-/* ---- bounded, counting allocator ---- */
-
-typedef struct fuzz_heap {
-    size_t live;
-    size_t blocks;
-} fuzz_heap;
-
-typedef union fuzz_hdr {
-    size_t size;
-    max_align_t align;
-} fuzz_hdr;
-
-static void *heap_alloc(void *ctx, size_t size)
-{
-    fuzz_heap *h = ctx;
-    if (size > FUZZ_ALLOC_LIMIT || h->live + size > FUZZ_ALLOC_LIMIT)
-        return NULL;
-    fuzz_hdr *p = malloc(sizeof(fuzz_hdr) + (size ? size : 1));
-    if (!p)
-        return NULL;
-    p->size = size;
-    h->live += size;
-    h->blocks++;
-    return p + 1;
-}
-
-static void heap_free(void *ctx, void *ptr)
-{
-    fuzz_heap *h = ctx;
-    if (!ptr)
-        return;
-    fuzz_hdr *p = (fuzz_hdr *)ptr - 1;
-    if (p->size > h->live || h->blocks == 0)
-        __builtin_trap();
-    h->live -= p->size;
-    h->blocks--;
-    free(p);
 }
 
 /* ---- a writable in-memory file ---- */
