@@ -276,8 +276,9 @@ int qcow2_cache_write_dirty(qcow2 *q, qcow2_cache *c, bool *wrote, qb_err *err);
 bool qcow2_cache_has_dirty(const qcow2_cache *c);
 
 /* qcow2_alloc.c: refcounts in memory and cluster allocation. */
-/* Adds delta to the refcount of `count` clusters from `cluster` (creating
- * refcount blocks as needed); the change reaches the file at the next flush. */
+/* Adds delta to the refcount of `count` clusters from `cluster`, whose
+ * refcount blocks must exist (qcow2_alloc_clusters creates the blocks of
+ * what it hands out); the change reaches the file at the next flush. */
 int qcow2_update_refcount(qcow2 *q, uint64_t cluster, uint64_t count, int64_t delta,
                           qb_err *err);
 /* Allocates n contiguous free clusters (refcount 0 -> 1). */

@@ -107,9 +107,8 @@ static int count_l2_entries(gen *g, const uint8_t *t, qb_err *err)
     return QB_OK;
 }
 
-static uint64_t l1_entry_at(gen *g, const l1_ref *l1, const uint8_t *raw, uint32_t i)
+static uint64_t l1_entry_at(const l1_ref *l1, const uint8_t *raw, uint32_t i)
 {
-    (void)g;
     return l1->entries ? l1->entries[i] : qb_be64(raw + (size_t)i * 8);
 }
 
@@ -129,7 +128,7 @@ static int count_l1(gen *g, const l1_ref *l1, bool count_self, qb_err *err)
     if (!r && count_self)
         r = count(g, l1->offset, (uint64_t)l1->size * 8, "L1 table", err);
     for (uint32_t i = 0; i < l1->size && !r; i++) {
-        uint64_t off = l1_entry_at(g, l1, raw, i) & QCOW2_L1E_OFFSET_MASK;
+        uint64_t off = l1_entry_at(l1, raw, i) & QCOW2_L1E_OFFSET_MASK;
         if (!off)
             continue;
         r = count(g, off, q->cluster_size, "L2 table", err);
@@ -142,12 +141,11 @@ static int count_l1(gen *g, const l1_ref *l1, bool count_self, qb_err *err)
     return r;
 }
 
-static int bump_alloc(gen *g, uint64_t bytes, uint64_t *off)
+static void bump_alloc(gen *g, uint64_t bytes, uint64_t *off)
 {
     uint64_t cs = g->q->cluster_size;
     *off = g->bump;
     g->bump += (bytes + cs - 1) & ~(cs - 1);
-    return QB_OK;
 }
 
 static int write_new(gen *g, uint64_t off, const void *buf, size_t len, const char *what,
